@@ -1,0 +1,40 @@
+/**
+ * Argument parsing shared by every command, on node:util's parseArgs. Any
+ * parse problem becomes a UsageError (exit 2) with the command's usage line.
+ *
+ * @module
+ */
+import { parseArgs, type ParseArgsConfig } from "node:util";
+import { UsageError } from "../lib/errors.ts";
+
+/** Option table of one command. */
+export type Options = NonNullable<ParseArgsConfig["options"]>;
+
+/** Parses `args` against `options`; `--help` is always accepted. */
+export function parse<T extends Options>(
+  args: string[],
+  options: T,
+  usage: string,
+  allowPositionals = true,
+) {
+  try {
+    return parseArgs({
+      args,
+      options: { help: { type: "boolean", short: "h" }, ...options },
+      allowPositionals,
+      strict: true,
+    });
+  } catch (error) {
+    const detail = error instanceof Error ? error.message.split("\n")[0] : String(error);
+    throw new UsageError(detail ?? "bad arguments", { code: "usage", hint: `usage: ${usage}` });
+  }
+}
+
+/** Throws a UsageError unless exactly `min..max` positionals were given. */
+export function positionals(list: string[], min: number, max: number, usage: string): string[] {
+  if (list.length < min || list.length > max) {
+    const what = list.length < min ? "missing argument" : `unexpected argument "${list[max]}"`;
+    throw new UsageError(`Wrong arguments: ${what}`, { code: "usage", hint: `usage: ${usage}` });
+  }
+  return list;
+}

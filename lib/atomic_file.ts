@@ -1,0 +1,57 @@
+/**
+ * Writes output files atomically: a temporary file in the same folder, then
+ * rename. A reader never sees half a file, and a failure leaves the old file
+ * (or nothing) in place. An existing file is only replaced with `force`.
+ *
+ * @module
+ */
+import { dirname } from "node:path";
+import { ConfigError } from "./errors.ts";
+
+/** Options of `writeFileAtomic`. */
+export interface AtomicWriteOptions {
+  /** Replace an existing file. */
+  readonly force?: boolean;
+  /** File mode of the new file (default 0o644). */
+  readonly mode?: number;
+}
+
+/**
+ * Writes `data` to `path` atomically.
+ *
+ * @example
+ * ```ts
+ * await writeFileAtomic("snapshot.json", "{}\n", { force: true });
+ * ```
+ */
+export async function writeFileAtomic(
+  path: string,
+  data: string | Uint8Array,
+  options: AtomicWriteOptions = {},
+): Promise<void> {
+  if (!options.force) {
+    try {
+      await Deno.lstat(path);
+      throw new ConfigError(`Refusing to overwrite "${path}": the file exists`, {
+        code: "output_exists",
+        hint: "pass --force to replace it, or choose another path",
+      });
+    } catch (error) {
+      if (!(error instanceof Deno.errors.NotFound)) throw error;
+    }
+  }
+  const bytes = typeof data === "string" ? new TextEncoder().encode(data) : data;
+  const temp = `${dirname(path)}/.${path.split("/").pop()}.${Deno.pid}.${Date.now()}.tmp`;
+  try {
+    await Deno.writeFile(temp, bytes, { mode: options.mode ?? 0o644, createNew: true });
+    await Deno.rename(temp, path);
+  } catch (error) {
+    await Deno.remove(temp).catch(() => {});
+    if (error instanceof ConfigError) throw error;
+    const detail = error instanceof Error ? error.message : String(error);
+    throw new ConfigError(`Cannot write "${path}": ${detail}`, {
+      code: "output_write_failed",
+      hint: "check that the folder exists and is writable",
+    });
+  }
+}
