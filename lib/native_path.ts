@@ -31,7 +31,7 @@ export function resolveNativeLibrary(): string {
 
 /** True inside a `deno compile` executable (its modules live in a virtual fs). */
 export function isCompiled(): boolean {
-  return Deno.build.standalone === true || Deno.mainModule.includes("/deno-compile-");
+  return Deno.build.standalone;
 }
 
 /** Cache folder for extracted libraries: $XDG_CACHE_HOME/reliab or ~/.cache/reliab. */
