@@ -22,6 +22,21 @@ pub fn build(b: *std.Build) void {
     });
     b.installArtifact(lib);
 
+    // pecker: the LD_PRELOAD recorder/replayer. A library of its own because it
+    // exports libc names (read, fopen, ...) that must never be in libreliab.so.
+    const interpose_module = b.createModule(.{
+        .root_source_file = b.path("native/src/pecker/interpose.zig"),
+        .target = target,
+        .optimize = optimize,
+        .link_libc = true,
+    });
+    const interpose = b.addLibrary(.{
+        .linkage = .dynamic,
+        .name = "reliab_interpose",
+        .root_module = interpose_module,
+    });
+    b.installArtifact(interpose);
+
     const test_module = b.createModule(.{
         .root_source_file = b.path("native/src/all_tests.zig"),
         .target = target,
@@ -30,6 +45,8 @@ pub fn build(b: *std.Build) void {
     });
     const tests = b.addTest(.{ .root_module = test_module });
     const run_tests = b.addRunArtifact(tests);
+    // Always run (never "cached"), so every test run reports its count.
+    run_tests.has_side_effects = true;
     const test_step = b.step("test", "Run the Zig unit tests of the native core");
     test_step.dependOn(&run_tests.step);
 }

@@ -48,9 +48,23 @@ const TOOLS: Tool[] = [
   { name: "inxi -Fxz", cmd: ["inxi", "-Fxz", "--no-host", "-c", "0"], count: countInxi },
 ];
 
+type Row =
+  | {
+    tool: string;
+    median_ms: number;
+    properties: number;
+    time_vs_reliab?: number;
+    properties_vs_reliab?: number;
+  }
+  | { tool: string; error: string };
+
 async function timeOnce(cmd: string[]): Promise<{ ms: number; stdout: string }> {
   const start = performance.now();
-  const out = await new Deno.Command(cmd[0]!, { args: cmd.slice(1), stdout: "piped", stderr: "null" })
+  const out = await new Deno.Command(cmd[0]!, {
+    args: cmd.slice(1),
+    stdout: "piped",
+    stderr: "null",
+  })
     .output();
   const ms = performance.now() - start;
   if (!out.success) throw new Error(`${cmd.join(" ")} exited ${out.code}`);
@@ -69,7 +83,7 @@ async function main(): Promise<void> {
     options: { runs: { type: "string", default: "7" }, json: { type: "boolean" } },
   });
   const runs = Number(values.runs);
-  const rows = [];
+  const rows: Row[] = [];
   for (const tool of TOOLS) {
     try {
       await timeOnce(tool.cmd); // warm-up: page cache, Deno's module cache
@@ -85,9 +99,9 @@ async function main(): Promise<void> {
       rows.push({ tool: tool.name, error: error instanceof Error ? error.message : String(error) });
     }
   }
-  const base = rows[0] && "median_ms" in rows[0] ? rows[0] : undefined;
-  const result = rows.map((r) =>
-    "median_ms" in r && base
+  const base = rows[0];
+  const result = rows.map((r): Row =>
+    "median_ms" in r && base && "median_ms" in base
       ? {
         ...r,
         time_vs_reliab: Number((r.median_ms / base.median_ms).toFixed(2)),

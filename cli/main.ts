@@ -11,6 +11,8 @@
 import { ReliabError, UsageError } from "../lib/errors.ts";
 import { err, out } from "./_render.ts";
 import { perfCommand } from "./perf.ts";
+import { peckerCommand } from "./pecker.ts";
+import { haCommand } from "./ha.ts";
 import { VERSION } from "../lib/version.ts";
 
 const HELP = `reliab ${VERSION}: reliable networked systems and software execution
@@ -46,6 +48,10 @@ export async function main(args: string[]): Promise<number> {
       return 0;
     case "perf":
       return await perfCommand(rest);
+    case "pecker":
+      return await peckerCommand(rest);
+    case "ha":
+      return await haCommand(rest);
     default:
       throw new UsageError(`Unknown tool "${tool}"`, {
         code: "usage",
@@ -54,11 +60,16 @@ export async function main(args: string[]): Promise<number> {
   }
 }
 
+function oneLine(text: string): string {
+  return text.replace(/\s*\n\s*/g, " ").trim();
+}
+
 /** Maps an error to its message and exit code. */
 export function report(error: unknown): number {
   if (error instanceof ReliabError) {
-    err(`reliab: error: ${error.message}`);
-    if (error.hint) err(`reliab: hint: ${error.hint}`);
+    // One line each, whatever a wrapped detail (a JSON parser's excerpt) holds.
+    err(`reliab: error: ${oneLine(error.message)}`);
+    if (error.hint) err(`reliab: hint: ${oneLine(error.hint)}`);
     return error instanceof UsageError ? 2 : 1;
   }
   if (error instanceof Deno.errors.BrokenPipe) return 0;

@@ -18,7 +18,7 @@ import {
   type Snapshot,
   takeSnapshot,
 } from "../lib/perf/mod.ts";
-import { writeFileAtomic } from "../lib/atomic_file.ts";
+import { assertWritable, writeFileAtomic } from "../lib/atomic_file.ts";
 import { UsageError } from "../lib/errors.ts";
 import { parse, positionals } from "./_args.ts";
 import { out, outJson, progress, progressDone, useColor } from "./_render.ts";
@@ -42,7 +42,8 @@ Commands:
 Run 'reliab perf <command> --help' for its options.`;
 
 const USAGE = {
-  snapshot: "reliab perf snapshot [-o FILE] [--force] [--calibrate] [--no-redact] [--json] [--quiet]",
+  snapshot:
+    "reliab perf snapshot [-o FILE] [--force] [--calibrate] [--no-redact] [--json] [--quiet]",
   show: "reliab perf show FILE [--json]",
   diff: "reliab perf diff BASELINE [CURRENT] [--json] [--html FILE] [--force] [--calibrate]",
   check: "reliab perf check BASELINE [--fail-on LEVEL] [--json] [--calibrate]",
@@ -127,6 +128,7 @@ async function snapshotCommand(args: string[]): Promise<number> {
   }, USAGE.snapshot);
   if (values.help) return help("snapshot");
   positionals(rest, 0, 0, USAGE.snapshot);
+  if (values.output) await assertWritable(values.output, { force: values.force === true });
   const quiet = values.quiet === true || !values.output;
   const snapshot = await takeSnapshot({
     calibrate: values.calibrate === true,
@@ -195,6 +197,9 @@ async function diffCommand(args: string[], gate: boolean): Promise<number> {
       code: "usage",
       hint: `use one of ${SEVERITIES.join(", ")}`,
     });
+  }
+  if (values.html !== undefined) {
+    await assertWritable(values.html, { force: values.force === true });
   }
   const baseline = await readSnapshot(baselinePath!);
   const current = currentPath === undefined

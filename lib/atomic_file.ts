@@ -17,6 +17,53 @@ export interface AtomicWriteOptions {
 }
 
 /**
+ * Checks up front that `path` can be written, so a command fails before
+ * doing long work rather than after: the folder must exist, and an existing
+ * file needs `force`.
+ *
+ * @example
+ * ```ts
+ * await assertWritable("snapshot.json", { force: false });
+ * ```
+ */
+export async function assertWritable(
+  path: string,
+  options: AtomicWriteOptions = {},
+): Promise<void> {
+  const folder = dirname(path);
+  let isDirectory = false;
+  try {
+    isDirectory = (await Deno.stat(folder)).isDirectory;
+  } catch {
+    // reported below
+  }
+  if (!isDirectory) {
+    throw new ConfigError(`Cannot write "${path}": folder "${folder}" does not exist`, {
+      code: "output_folder_missing",
+      hint: "create the folder first, or choose another path",
+    });
+  }
+  if (!options.force && await exists(path)) throw refuseOverwrite(path);
+}
+
+async function exists(path: string): Promise<boolean> {
+  try {
+    await Deno.lstat(path);
+    return true;
+  } catch (error) {
+    if (error instanceof Deno.errors.NotFound) return false;
+    throw error;
+  }
+}
+
+function refuseOverwrite(path: string): ConfigError {
+  return new ConfigError(`Refusing to overwrite "${path}": the file exists`, {
+    code: "output_exists",
+    hint: "pass --force to replace it, or choose another path",
+  });
+}
+
+/**
  * Writes `data` to `path` atomically.
  *
  * @example
@@ -29,17 +76,7 @@ export async function writeFileAtomic(
   data: string | Uint8Array,
   options: AtomicWriteOptions = {},
 ): Promise<void> {
-  if (!options.force) {
-    try {
-      await Deno.lstat(path);
-      throw new ConfigError(`Refusing to overwrite "${path}": the file exists`, {
-        code: "output_exists",
-        hint: "pass --force to replace it, or choose another path",
-      });
-    } catch (error) {
-      if (!(error instanceof Deno.errors.NotFound)) throw error;
-    }
-  }
+  await assertWritable(path, options);
   const bytes = typeof data === "string" ? new TextEncoder().encode(data) : data;
   const temp = `${dirname(path)}/.${path.split("/").pop()}.${Deno.pid}.${Date.now()}.tmp`;
   try {

@@ -17,6 +17,21 @@ export const SYMBOLS = {
   reliab_abi_version: { parameters: [], result: "u32" },
   reliab_abi_layout: { parameters: ["buffer"], result: "i32" },
   reliab_perf_cpuid_query: { parameters: ["u32", "u32", "buffer"], result: "i32" },
+  reliab_perf_counter_probe: { parameters: ["u32", "buffer", "buffer", "u32"], result: "i32" },
+  reliab_perf_msr_read: { parameters: ["u32", "u32", "buffer", "buffer", "u32"], result: "i32" },
+  reliab_perf_affinity_get: { parameters: ["i32", "buffer", "u32", "buffer"], result: "i32" },
+  // Nonblocking: one repetition takes 1–50 ms, too long for the event loop.
+  reliab_perf_calibrate_run: {
+    parameters: ["u32", "buffer", "buffer", "buffer", "u32"],
+    result: "i32",
+    nonblocking: true,
+  },
+  reliab_ha_xdpcounter_create: {
+    parameters: ["u32", "u32", "buffer", "buffer", "u32"],
+    result: "i32",
+  },
+  reliab_ha_xdpcounter_read: { parameters: ["u32", "buffer"], result: "i32" },
+  reliab_ha_xdpcounter_destroy: { parameters: ["u32"], result: "i32" },
 } as const satisfies Deno.ForeignLibraryInterface;
 
 type Library = Deno.DynamicLibrary<typeof SYMBOLS>;
@@ -111,12 +126,13 @@ export function native(): Library["symbols"] {
 }
 
 /** Struct sizes the TS decoders below assume, in the order of `Layout` in exports.zig. */
-const LAYOUT = { cpuid_registers: 16 } as const;
+const LAYOUT = { cpuid_registers: 16, perf_calibrate_options: 32 } as const;
 
 function checkLayout(opened: Library, path: string): void {
-  const buf = new Uint32Array(2);
-  const status = opened.symbols.reliab_abi_layout(buf);
   const fields = Object.entries(LAYOUT);
+  // Sized from LAYOUT: the native side writes its whole Layout struct.
+  const buf = new Uint32Array(fields.length + 1);
+  const status = opened.symbols.reliab_abi_layout(buf);
   const mismatch = status !== 0 || buf[0] !== (fields.length + 1) * 4 ||
     fields.some(([, size], i) => buf[i + 1] !== size);
   if (mismatch) {
@@ -160,4 +176,259 @@ export function cpuid(leaf: number, subleaf = 0): CpuidRegisters {
   const out = new Uint32Array(4);
   check(native().reliab_perf_cpuid_query(leaf >>> 0, subleaf >>> 0, out), `CPUID leaf ${leaf}`);
   return { eax: out[0]!, ebx: out[1]!, ecx: out[2]!, edx: out[3]! };
+}
+
+/** Bytes of a native error-text buffer (common/constants.zig error_text_max). */
+const ERROR_TEXT_BYTES = 256;
+
+/** The NUL-terminated text a native call wrote into `buf`. */
+function errorText(buf: Uint8Array): string {
+  const end = buf.indexOf(0);
+  return new TextDecoder().decode(buf.subarray(0, end < 0 ? buf.length : end));
+}
+
+/**
+ * What a probe of an optional hardware or kernel feature found: a value, or
+ * why there is none here ("unavailable" is an expected outcome, not an error).
+ */
+export type ProbeResult =
+  | { readonly kind: "ok"; readonly value: bigint }
+  | { readonly kind: "unavailable"; readonly status: StatusName; readonly reason: string };
+
+/** Statuses that mean "this machine does not offer it" rather than a bug. */
+const UNAVAILABLE: ReadonlySet<StatusName> = new Set<StatusName>([
+  "not_supported",
+  "not_found",
+  "permission_denied",
+  "busy",
+  "io_error",
+  "out_of_memory",
+]);
+
+function probeResult(code: number, value: bigint, errBuf: Uint8Array, action: string): ProbeResult {
+  if (code === 0) return { kind: "ok", value };
+  const status = statusName(code);
+  const reason = errorText(errBuf);
+  if (!UNAVAILABLE.has(status)) check(code, action, reason);
+  return { kind: "unavailable", status, reason: reason || status.replaceAll("_", " ") };
+}
+
+/** Perf counters `perfCounterProbe` knows, as perf(1) names them; the index is the native kind. */
+export const PERF_COUNTER_KINDS = [
+  "task-clock",
+  "page-faults",
+  "context-switches",
+  "cpu-migrations",
+  "cycles",
+  "instructions",
+  "cache-misses",
+  "branch-misses",
+] as const;
+
+/** A perf counter name. */
+export type PerfCounterKind = typeof PERF_COUNTER_KINDS[number];
+
+/**
+ * Opens one perf counter on the calling thread, runs a small fixed workload
+ * (well under 1 ms, so synchronous), and returns the count, or why the
+ * counter is unavailable (no PMU on this VM, perf_event_paranoid, …).
+ *
+ * @example
+ * ```ts
+ * perfCounterProbe("task-clock"); // { kind: "ok", value: 412345n }
+ * perfCounterProbe("cycles");
+ * // { kind: "unavailable", status: "not_supported",
+ * //   reason: 'not supported here: PMU not available for "cycles" (ENOENT); …' }
+ * ```
+ */
+export function perfCounterProbe(kind: PerfCounterKind): ProbeResult {
+  const index = PERF_COUNTER_KINDS.indexOf(kind);
+  if (index < 0) throw new TypeError(`Unknown perf counter "${kind}"`);
+  const out = new BigUint64Array(1);
+  const errBuf = new Uint8Array(ERROR_TEXT_BYTES);
+  const code = native().reliab_perf_counter_probe(index, out, errBuf, errBuf.length);
+  return probeResult(code, out[0]!, errBuf, `Cannot probe perf counter "${kind}"`);
+}
+
+/**
+ * Reads one model-specific register of one CPU through /dev/cpu/N/msr, or
+ * says why it cannot (no msr driver, not root, register not implemented).
+ *
+ * @example
+ * ```ts
+ * msrRead(0, 0x10);
+ * // { kind: "unavailable", status: "not_found",
+ * //   reason: "/dev/cpu/0/msr does not exist: the kernel has no msr driver (modprobe msr)" }
+ * ```
+ */
+export function msrRead(cpu: number, register: number): ProbeResult {
+  if (!Number.isInteger(cpu) || cpu < 0 || cpu >= MAX_CPUS) {
+    throw new RangeError(`Invalid CPU number "${cpu}"`);
+  }
+  if (!Number.isInteger(register) || register < 0 || register > 0xffffffff) {
+    throw new RangeError(`Invalid MSR number "${register}"`);
+  }
+  const out = new BigUint64Array(1);
+  const errBuf = new Uint8Array(ERROR_TEXT_BYTES);
+  const code = native().reliab_perf_msr_read(cpu, register, out, errBuf, errBuf.length);
+  return probeResult(code, out[0]!, errBuf, `Cannot read MSR 0x${register.toString(16)}`);
+}
+
+/** CPUs a mask can describe (common/constants.zig cpus_max). */
+const MAX_CPUS = 8192;
+
+/**
+ * The CPUs `pid` may run on (`sched_getaffinity`), ascending. Without `pid`,
+ * the calling thread's (for Deno's main thread, the process's).
+ *
+ * @example
+ * ```ts
+ * schedAffinity(); // [0, 1]
+ * ```
+ */
+export function schedAffinity(pid = 0): number[] {
+  if (!Number.isInteger(pid) || pid < 0 || pid > 0x7fffffff) {
+    throw new RangeError(`Invalid process id "${pid}"`);
+  }
+  const mask = new Uint8Array(MAX_CPUS / 8);
+  const written = new Uint32Array(1);
+  check(
+    native().reliab_perf_affinity_get(pid, mask, mask.length, written),
+    `Cannot read the CPU affinity of process ${pid}`,
+  );
+  const cpus: number[] = [];
+  for (let byte = 0; byte < written[0]!; byte++) {
+    for (let bit = 0; bit < 8; bit++) {
+      if ((mask[byte]! >> bit) & 1) cpus.push(byte * 8 + bit);
+    }
+  }
+  return cpus;
+}
+
+/** Calibration micro-benchmarks; the index is the native kind (perf/calibrate.zig). */
+export const CALIBRATION_KINDS = [
+  "clock",
+  "memory_latency",
+  "memory_bandwidth",
+  "syscall",
+  "timer_resolution",
+] as const;
+
+/** A calibration micro-benchmark. */
+export type CalibrationKind = typeof CALIBRATION_KINDS[number];
+
+/** Sizes of one calibration repetition; omitted fields take the native defaults. */
+export interface CalibrationOptions {
+  /** Adds (clock), loads (memory_latency), passes (memory_bandwidth), calls (syscall), reads (timer_resolution). */
+  readonly iterations?: number;
+  /** Buffer bytes of the memory kinds (64 KiB .. 1 GiB; default 64 MiB). */
+  readonly bytes?: number;
+  /** Seed of the memory_latency pointer-chase permutation. */
+  readonly seed?: number;
+}
+
+/**
+ * Runs one repetition of one calibration micro-benchmark on a worker thread
+ * and returns its number: GHz (clock), ns per load (memory_latency), GB/s
+ * (memory_bandwidth), ns per call (syscall) or ns (timer_resolution).
+ *
+ * @example
+ * ```ts
+ * await calibrateRun("syscall"); // 87.4
+ * await calibrateRun("memory_latency", { bytes: 256 * 2 ** 20 }); // 112.9
+ * ```
+ */
+export async function calibrateRun(
+  kind: CalibrationKind,
+  options: CalibrationOptions = {},
+): Promise<number> {
+  const index = CALIBRATION_KINDS.indexOf(kind);
+  if (index < 0) throw new TypeError(`Unknown calibration "${kind}"`);
+  const raw = new DataView(new ArrayBuffer(LAYOUT.perf_calibrate_options));
+  raw.setUint32(0, LAYOUT.perf_calibrate_options, true);
+  raw.setBigUint64(8, optionInteger("iterations", options.iterations), true);
+  raw.setBigUint64(16, optionInteger("bytes", options.bytes), true);
+  raw.setBigUint64(24, optionInteger("seed", options.seed), true);
+  const out = new Float64Array(1);
+  const errBuf = new Uint8Array(ERROR_TEXT_BYTES);
+  // The buffers stay referenced here until the promise settles.
+  const code = await native().reliab_perf_calibrate_run(
+    index,
+    new Uint8Array(raw.buffer),
+    out,
+    errBuf,
+    errBuf.length,
+  );
+  check(code, `Cannot run calibration "${kind}"`, errorText(errBuf));
+  return out[0]!;
+}
+
+function optionInteger(name: string, value: number | undefined): bigint {
+  if (value === undefined) return 0n;
+  if (!Number.isSafeInteger(value) || value <= 0) {
+    throw new RangeError(`Invalid calibration ${name} "${value}"`);
+  }
+  return BigInt(value);
+}
+
+/** Where an XDP program runs: in the stack for any device, or in the driver. */
+export type XdpMode = "generic" | "native";
+
+/**
+ * An XDP frame counter attached to an interface of the calling thread's
+ * network namespace, loaded from raw BPF instructions. It detaches when
+ * closed, and the kernel detaches it if the process dies (a BPF link).
+ *
+ * @example
+ * ```ts
+ * using counter = XdpCounter.attach(2, "generic");
+ * // ... traffic ...
+ * console.log(counter.packets());
+ * ```
+ */
+export class XdpCounter {
+  /** Slot in the native counter table; undefined once closed. */
+  #slot: number | undefined;
+
+  private constructor(slot: number) {
+    this.#slot = slot;
+  }
+
+  /** Loads the counter and attaches it to interface `ifindex`. */
+  static attach(ifindex: number, mode: XdpMode): XdpCounter {
+    if (!Number.isInteger(ifindex) || ifindex <= 0 || ifindex > 0xffffffff) {
+      throw new RangeError(`Invalid interface index "${ifindex}"`);
+    }
+    const out = new Uint32Array(1);
+    const errText = new Uint8Array(256);
+    const code = native().reliab_ha_xdpcounter_create(
+      ifindex,
+      mode === "native" ? 1 : 0,
+      out,
+      errText,
+      errText.length,
+    );
+    const detail = new TextDecoder().decode(errText.subarray(0, Math.max(0, errText.indexOf(0))));
+    check(code, `Cannot attach XDP program to interface ${ifindex} (${mode})`, detail);
+    return new XdpCounter(out[0]!);
+  }
+
+  /** Frames seen since attach. */
+  packets(): bigint {
+    if (this.#slot === undefined) throw new RangeError("XDP counter is closed");
+    const out = new BigUint64Array(1);
+    check(native().reliab_ha_xdpcounter_read(this.#slot, out), "Cannot read XDP counter");
+    return out[0]!;
+  }
+
+  /** Detaches and frees; safe to call twice. */
+  close(): void {
+    if (this.#slot === undefined) return;
+    native().reliab_ha_xdpcounter_destroy(this.#slot);
+    this.#slot = undefined;
+  }
+
+  [Symbol.dispose](): void {
+    this.close();
+  }
 }

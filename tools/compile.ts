@@ -22,14 +22,8 @@ export const NATIVE_LIB = "zig-out/lib/libreliab.so";
 
 /** Permissions the compiled binary runs with (the same as ./reliab). */
 export const PERMISSIONS = [
-  "--allow-read",
-  "--allow-write",
-  "--allow-env",
-  "--allow-run",
-  "--allow-sys",
-  "--allow-net",
-  // dlopen of the extracted copy, whose cache path is only known at run time.
-  "--allow-ffi",
+  // Deno refuses reads under /proc/self and /sys without --allow-all (see ./reliab).
+  "--allow-all",
 ] as const;
 
 /** Arguments of `deno compile` for an output path and target. */
@@ -77,7 +71,13 @@ function removeQuietly(path: string): void {
 }
 
 async function run(cmd: string, args: string[], env: Record<string, string> = {}) {
-  const out = await new Deno.Command(cmd, { args, cwd: root, env, stdout: "piped", stderr: "piped" })
+  const out = await new Deno.Command(cmd, {
+    args,
+    cwd: root,
+    env,
+    stdout: "piped",
+    stderr: "piped",
+  })
     .output();
   const text = new TextDecoder().decode(out.stdout) + new TextDecoder().decode(out.stderr);
   return { ok: out.success, text };
@@ -124,7 +124,9 @@ async function main(): Promise<void> {
     console.error(compiled.text.trim());
     fail("deno compile failed", "see its output above");
   }
-  const smoke = await run(temp, ["--version"], { XDG_CACHE_HOME: join(root, ".toolchain", "cache") });
+  const smoke = await run(temp, ["--version"], {
+    XDG_CACHE_HOME: join(root, ".toolchain", "cache"),
+  });
   if (!smoke.ok || !smoke.text.startsWith("reliab ")) {
     removeQuietly(temp);
     fail(

@@ -22,7 +22,7 @@ zig_failed=$(( ${zig_total:-0} - zig_passed ))
 echo "== deno test"
 deno test --quiet --allow-all --no-prompt "$@" 2>&1 | tee "$log"
 deno_rc=${PIPESTATUS[0]}
-line=$(grep -E '^(ok|FAILED) \| [0-9]+ passed' "$log" | tail -n1 | sed 's/\x1b\[[0-9;]*m//g')
+line=$(sed 's/\x1b\[[0-9;]*m//g' "$log" | grep -E '^(ok|FAILED) \| [0-9]+ passed' | tail -n1)
 deno_passed=$(sed -nE 's/.*\| ([0-9]+) passed.*/\1/p' <<<"$line")
 deno_failed=$(sed -nE 's/.*\| ([0-9]+) failed.*/\1/p' <<<"$line")
 deno_passed=${deno_passed:-0}

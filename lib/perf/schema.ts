@@ -17,7 +17,9 @@ export const SNAPSHOT_FORMAT = "reliab.perf.snapshot";
 export const SNAPSHOT_VERSION = 1;
 
 /** JSON value. */
-export type Json = null | boolean | number | string | readonly Json[] | { readonly [k: string]: Json };
+export type Json = null | boolean | number | string | readonly Json[] | {
+  readonly [k: string]: Json;
+};
 
 /** A property that was read. */
 export interface KnownProperty {

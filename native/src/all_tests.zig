@@ -3,4 +3,12 @@ test {
     _ = @import("common/status.zig");
     _ = @import("common/error_text.zig");
     _ = @import("perf/cpuid.zig");
+    _ = @import("perf/linux_io.zig");
+    _ = @import("perf/counter.zig");
+    _ = @import("perf/msr.zig");
+    _ = @import("perf/affinity.zig");
+    _ = @import("perf/calibrate.zig");
+    _ = @import("pecker/trace_format.zig");
+    _ = @import("ha/packet.zig");
+    _ = @import("ha/bpf_loader.zig");
 }

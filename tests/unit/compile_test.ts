@@ -38,7 +38,16 @@ Deno.test("compile without denort fails with one clear line and writes nothing",
     assert.match(r.stderr, /reliab compile: error: DENORT_BIN "" does not exist/);
     const env = { DENO_DIR: `${dir}/empty-deno-dir` };
     const unset = await new Deno.Command("env", {
-      args: ["-u", "DENORT_BIN", Deno.execPath(), "run", "--allow-all", "tools/compile.ts", "--output", `${dir}/reliab`],
+      args: [
+        "-u",
+        "DENORT_BIN",
+        Deno.execPath(),
+        "run",
+        "--allow-all",
+        "tools/compile.ts",
+        "--output",
+        `${dir}/reliab`,
+      ],
       cwd: root,
       env,
       stderr: "piped",
@@ -48,7 +57,10 @@ Deno.test("compile without denort fails with one clear line and writes nothing",
     assert.match(stderr, /needs the denort runtime/);
     assert.match(stderr, /hint: set DENORT_BIN/);
     assert.doesNotMatch(stderr, /at .*\.ts:\d+/, "no stack trace");
-    assert.deepEqual([...Deno.readDirSync(dir)].map((e) => e.name).filter((n) => n !== "empty-deno-dir"), []);
+    assert.deepEqual(
+      [...Deno.readDirSync(dir)].map((e) => e.name).filter((n) => n !== "empty-deno-dir"),
+      [],
+    );
   } finally {
     Deno.removeSync(dir, { recursive: true });
   }

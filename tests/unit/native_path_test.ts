@@ -20,7 +20,9 @@ Deno.test("extraction is keyed by content, idempotent and never half-written", (
     Deno.writeTextFileSync(pathA, "lib");
     assert.equal(extractEmbedded(a, dir), pathA);
     assert.deepEqual(Deno.readFileSync(pathA), a);
-    const leftovers = [...Deno.readDirSync(pathA.replace(/\/libreliab\.so$/, ""))].map((e) => e.name);
+    const leftovers = [...Deno.readDirSync(pathA.replace(/\/libreliab\.so$/, ""))].map((e) =>
+      e.name
+    );
     assert.deepEqual(leftovers, ["libreliab.so"]);
   } finally {
     Deno.removeSync(dir, { recursive: true });

@@ -12,3 +12,8 @@ pub const cpus_max: u32 = 8192;
 pub const calibrate_iterations_max: u64 = 1 << 32;
 /// Bytes a calibration buffer may have.
 pub const calibrate_bytes_max: u64 = 1 << 30;
+/// Bytes a self-sized calibration options struct may claim (room to grow).
+pub const calibrate_options_bytes_max: u32 = 256;
+
+/// XDP frame counters one process may hold at once (ha; a fixed slot table).
+pub const ha_xdp_counters_max: u32 = 16;

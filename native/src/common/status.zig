@@ -17,14 +17,14 @@ pub const Status = enum(i32) {
     internal = -10,
 
     pub fn code(status: Status) i32 {
-        return @intFromEnum(status);
+        return @backingInt(status);
     }
 };
 
 /// Maps a Linux errno (positive) to the nearest status.
 pub fn from_errno(errno: usize) Status {
     const E = std.os.linux.E;
-    const e: E = @enumFromInt(errno);
+    const e: E = @fromBackingInt(@intCast(errno));
     return switch (e) {
         .SUCCESS => .ok,
         .INVAL, .BADF, .FAULT => .invalid_argument,
@@ -42,6 +42,6 @@ test "status codes are stable" {
     try std.testing.expectEqual(@as(i32, 0), Status.ok.code());
     try std.testing.expectEqual(@as(i32, -3), Status.not_supported.code());
     try std.testing.expectEqual(@as(i32, -10), Status.internal.code());
-    try std.testing.expectEqual(Status.permission_denied, from_errno(@intFromEnum(std.os.linux.E.PERM)));
-    try std.testing.expectEqual(Status.not_found, from_errno(@intFromEnum(std.os.linux.E.NOENT)));
+    try std.testing.expectEqual(Status.permission_denied, from_errno(@backingInt(std.os.linux.E.PERM)));
+    try std.testing.expectEqual(Status.not_found, from_errno(@backingInt(std.os.linux.E.NOENT)));
 }

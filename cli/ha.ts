@@ -1,0 +1,229 @@
+/**
+ * `reliab ha`: the lab, the reference NF and the verifying load client.
+ * Parsing and printing only; the work is in lib/ha.
+ *
+ * @module
+ */
+import { LAB_NAME_DEFAULT, labDown, labUp } from "../lib/ha/lab.ts";
+import { type NfMode, serveReferenceNf } from "../lib/ha/reference_nf.ts";
+import { runLoad } from "../lib/ha/load_client.ts";
+import { countFrames } from "../lib/ha/xdp_probe.ts";
+import { UsageError } from "../lib/errors.ts";
+import { parse, positionals } from "./_args.ts";
+import { err, out, outJson } from "./_render.ts";
+
+const HELP = `reliab ha: transparent failover of live TCP connections
+
+Usage:
+  reliab ha lab up [--nodes N] [--name NAME] [--json]
+  reliab ha lab down [--name NAME]
+
+Commands:
+  lab up     make the lab: a client, a switch and N nodes (default 3) as network
+             namespaces; the switch floods the VIP's frames to every node
+  lab down   remove everything the lab made; safe to run twice
+
+Test tools (run inside a lab namespace with 'ip netns exec NS ./reliab ...'):
+  reliab ha nf --listen ADDR:PORT [--mode echo|kv]
+  reliab ha load --connect ADDR:PORT [--connections N] [--bytes N] [--seed N] [--json]
+  reliab ha xdp-count --iface IF [--mode generic|native] [--duration-ms N] [--json]`;
+
+const USAGE = {
+  up: "reliab ha lab up [--nodes N] [--name NAME] [--json]",
+  down: "reliab ha lab down [--name NAME]",
+  nf: "reliab ha nf --listen ADDR:PORT [--mode echo|kv]",
+  load: "reliab ha load --connect ADDR:PORT [--connections N] [--bytes N] [--seed N] [--json]",
+  xdp: "reliab ha xdp-count --iface IF [--mode generic|native] [--duration-ms N] [--json]",
+} as const;
+
+/** Runs `reliab ha ...`. */
+export async function haCommand(args: string[]): Promise<number> {
+  const [command, ...rest] = args;
+  switch (command) {
+    case undefined:
+    case "-h":
+    case "--help":
+      out(HELP);
+      return command === undefined ? 2 : 0;
+    case "lab":
+      return await labCommand(rest);
+    case "nf":
+      return await nfCommand(rest);
+    case "load":
+      return await loadCommand(rest);
+    case "xdp-count":
+      return await xdpCountCommand(rest);
+    default:
+      throw new UsageError(`Unknown ha command "${command}"`, {
+        code: "usage",
+        hint: "run 'reliab ha --help' for the list of commands",
+      });
+  }
+}
+
+async function labCommand(args: string[]): Promise<number> {
+  const [command, ...rest] = args;
+  if (command === "up") {
+    const { values, positionals: extra } = parse(rest, {
+      nodes: { type: "string" },
+      name: { type: "string" },
+      json: { type: "boolean" },
+    }, USAGE.up);
+    if (values.help) return usage(USAGE.up);
+    positionals(extra, 0, 0, USAGE.up);
+    const nodes = integer(values.nodes ?? "3", "--nodes", USAGE.up);
+    const lab = await labUp({ nodes, name: values.name ?? LAB_NAME_DEFAULT });
+    if (values.json) {
+      outJson({
+        name: lab.name,
+        vip: lab.vip,
+        client: { netns: lab.client.netns, iface: lab.client.iface, addr: lab.client.addr },
+        switch: { netns: lab.switch.netns },
+        nodes: lab.nodes,
+      });
+    } else {
+      out(`lab "${lab.name}" up: vip ${lab.vip}, client ${lab.client.netns} (${lab.client.addr})`);
+      for (const n of lab.nodes) out(`  node ${n.id}: ${n.netns} ${n.iface} ${n.addr}`);
+    }
+    return 0;
+  }
+  if (command === "down") {
+    const { values, positionals: extra } = parse(rest, { name: { type: "string" } }, USAGE.down);
+    if (values.help) return usage(USAGE.down);
+    positionals(extra, 0, 0, USAGE.down);
+    const removed = await labDown({ name: values.name ?? LAB_NAME_DEFAULT });
+    out(removed.length === 0 ? "no lab was up" : `removed ${removed.join(", ")}`);
+    return 0;
+  }
+  if (command === "-h" || command === "--help") return usage(`${USAGE.up}\n       ${USAGE.down}`);
+  throw new UsageError(
+    command === undefined ? "Missing lab command" : `Unknown lab command "${command}"`,
+    { code: "usage", hint: `usage: ${USAGE.up} | ${USAGE.down}` },
+  );
+}
+
+async function nfCommand(args: string[]): Promise<number> {
+  const { values, positionals: extra } = parse(args, {
+    listen: { type: "string" },
+    mode: { type: "string" },
+  }, USAGE.nf);
+  if (values.help) return usage(USAGE.nf);
+  positionals(extra, 0, 0, USAGE.nf);
+  const [hostname, port] = endpoint(values.listen, "--listen", USAGE.nf);
+  const mode = values.mode ?? "echo";
+  if (mode !== "echo" && mode !== "kv") {
+    throw new UsageError(`Unknown NF mode "${mode}"`, { code: "usage", hint: "use echo or kv" });
+  }
+  const nf = serveReferenceNf({ hostname, port, mode: mode as NfMode });
+  const stop = Promise.withResolvers<void>();
+  const onSignal = () => stop.resolve();
+  Deno.addSignalListener("SIGTERM", onSignal);
+  Deno.addSignalListener("SIGINT", onSignal);
+  // The line tests and scripts wait for before connecting.
+  out(`listening ${nf.hostname}:${nf.port}`);
+  await stop.promise;
+  Deno.removeSignalListener("SIGTERM", onSignal);
+  Deno.removeSignalListener("SIGINT", onSignal);
+  await nf.close();
+  return 0;
+}
+
+async function loadCommand(args: string[]): Promise<number> {
+  const { values, positionals: extra } = parse(args, {
+    connect: { type: "string" },
+    connections: { type: "string" },
+    bytes: { type: "string" },
+    seed: { type: "string" },
+    json: { type: "boolean" },
+  }, USAGE.load);
+  if (values.help) return usage(USAGE.load);
+  positionals(extra, 0, 0, USAGE.load);
+  const [hostname, port] = endpoint(values.connect, "--connect", USAGE.load);
+  const report = await runLoad({
+    hostname,
+    port,
+    connections: integer(values.connections ?? "8", "--connections", USAGE.load),
+    bytesPerConnection: integer(values.bytes ?? String(1024 * 1024), "--bytes", USAGE.load),
+    seed: integer(values.seed ?? "1", "--seed", USAGE.load),
+  });
+  if (values.json) {
+    const { perConnection: _, ...summary } = report;
+    outJson(summary);
+  } else {
+    out(
+      `${report.completed}/${report.connections} connections complete, ${report.resets} resets; ` +
+        `sent ${report.bytesSent} B, verified ${report.bytesVerified} B, lost ${report.bytesLost}, ` +
+        `duplicated ${report.bytesDuplicated}, corrupted ${report.bytesCorrupted}; ` +
+        `longest stall ${report.longestStallMs.toFixed(1)} ms; ${
+          report.goodputMbps.toFixed(0)
+        } Mbit/s`,
+    );
+  }
+  const clean = report.completed === report.connections && report.bytesLost === 0 &&
+    report.bytesDuplicated === 0 && report.bytesCorrupted === 0;
+  return clean ? 0 : 1;
+}
+
+async function xdpCountCommand(args: string[]): Promise<number> {
+  const { values, positionals: extra } = parse(args, {
+    iface: { type: "string" },
+    mode: { type: "string" },
+    "duration-ms": { type: "string" },
+    json: { type: "boolean" },
+  }, USAGE.xdp);
+  if (values.help) return usage(USAGE.xdp);
+  positionals(extra, 0, 0, USAGE.xdp);
+  if (values.iface === undefined) {
+    throw new UsageError("Missing --iface", { code: "usage", hint: `usage: ${USAGE.xdp}` });
+  }
+  const mode = values.mode ?? "generic";
+  if (mode !== "generic" && mode !== "native") {
+    throw new UsageError(`Unknown XDP mode "${mode}"`, {
+      code: "usage",
+      hint: "use generic or native",
+    });
+  }
+  const stop = new AbortController();
+  const onSignal = () => stop.abort();
+  Deno.addSignalListener("SIGTERM", onSignal);
+  try {
+    const count = await countFrames(values.iface, {
+      mode,
+      durationMs: integer(values["duration-ms"] ?? "1000", "--duration-ms", USAGE.xdp),
+      signal: stop.signal,
+      // The line tests wait for before sending traffic.
+      onAttached: () => err(`attached to ${values.iface} (${mode})`),
+    });
+    if (values.json) outJson(count);
+    else out(`${count.packets} frames on ${count.iface} in ${count.durationMs.toFixed(0)} ms`);
+  } finally {
+    Deno.removeSignalListener("SIGTERM", onSignal);
+  }
+  return 0;
+}
+
+function usage(text: string): number {
+  out(`Usage: ${text}`);
+  return 0;
+}
+
+function integer(text: string, option: string, usageLine: string): number {
+  if (!/^\d+$/.test(text) || !Number.isSafeInteger(Number(text))) {
+    throw new UsageError(`Invalid ${option} "${text}": not a whole number`, {
+      code: "usage",
+      hint: `usage: ${usageLine}`,
+    });
+  }
+  return Number(text);
+}
+
+function endpoint(text: string | undefined, option: string, usageLine: string): [string, number] {
+  const match = text === undefined ? null : /^(\d{1,3}(?:\.\d{1,3}){3}):(\d{1,5})$/.exec(text);
+  if (match === null || Number(match[2]) > 65535) {
+    throw new UsageError(
+      text === undefined ? `Missing ${option}` : `Invalid ${option} "${text}": expected ADDR:PORT`,
+      { code: "usage", hint: `usage: ${usageLine}` },
+    );
+  }
+  return [match[1]!, Number(match[2])];
+}
