@@ -6,6 +6,7 @@
  */
 import { parseArgs, type ParseArgsConfig } from "node:util";
 import { UsageError } from "../lib/errors.ts";
+import { out } from "./_render.ts";
 
 /** Option table of one command. */
 export type Options = NonNullable<ParseArgsConfig["options"]>;
@@ -37,4 +38,32 @@ export function positionals(list: string[], min: number, max: number, usage: str
     throw new UsageError(`Wrong arguments: ${what}`, { code: "usage", hint: `usage: ${usage}` });
   }
   return list;
+}
+
+/** A subcommand: its arguments in, exit code out. */
+export type Command = (args: string[]) => Promise<number>;
+
+/**
+ * Runs `reliab TOOL COMMAND ...`: help with no command (exit 2) or --help
+ * (exit 0), a usage error for an unknown command, else the command.
+ */
+export async function dispatch(
+  tool: string,
+  args: string[],
+  help: string,
+  commands: Record<string, Command>,
+): Promise<number> {
+  const [command, ...rest] = args;
+  if (command === undefined || command === "-h" || command === "--help") {
+    out(help);
+    return command === undefined ? 2 : 0;
+  }
+  const run = Object.hasOwn(commands, command) ? commands[command] : undefined;
+  if (run === undefined) {
+    throw new UsageError(`Unknown ${tool} command "${command}"`, {
+      code: "usage",
+      hint: `run 'reliab ${tool} --help' for the list of commands`,
+    });
+  }
+  return await run(rest);
 }

@@ -9,7 +9,7 @@ import { type NfMode, serveReferenceNf } from "../lib/ha/reference_nf.ts";
 import { runLoad } from "../lib/ha/load_client.ts";
 import { countFrames } from "../lib/ha/xdp_probe.ts";
 import { UsageError } from "../lib/errors.ts";
-import { parse, positionals } from "./_args.ts";
+import { dispatch, parse, positionals } from "./_args.ts";
 import { err, out, outJson } from "./_render.ts";
 
 const HELP = `reliab ha: transparent failover of live TCP connections
@@ -38,27 +38,12 @@ const USAGE = {
 
 /** Runs `reliab ha ...`. */
 export async function haCommand(args: string[]): Promise<number> {
-  const [command, ...rest] = args;
-  switch (command) {
-    case undefined:
-    case "-h":
-    case "--help":
-      out(HELP);
-      return command === undefined ? 2 : 0;
-    case "lab":
-      return await labCommand(rest);
-    case "nf":
-      return await nfCommand(rest);
-    case "load":
-      return await loadCommand(rest);
-    case "xdp-count":
-      return await xdpCountCommand(rest);
-    default:
-      throw new UsageError(`Unknown ha command "${command}"`, {
-        code: "usage",
-        hint: "run 'reliab ha --help' for the list of commands",
-      });
-  }
+  return await dispatch("ha", args, HELP, {
+    lab: labCommand,
+    nf: nfCommand,
+    load: loadCommand,
+    "xdp-count": xdpCountCommand,
+  });
 }
 
 async function labCommand(args: string[]): Promise<number> {

@@ -13,7 +13,7 @@ import {
 } from "../lib/pecker/mod.ts";
 import { writeFileAtomic } from "../lib/atomic_file.ts";
 import { UsageError } from "../lib/errors.ts";
-import { parse, positionals } from "./_args.ts";
+import { dispatch, parse, positionals } from "./_args.ts";
 import { err, out, outJson, progress, progressDone } from "./_render.ts";
 
 const USAGE = {
@@ -42,25 +42,7 @@ Commands:
 
 /** Runs `reliab pecker ...` and returns the exit code. */
 export async function peckerCommand(args: string[]): Promise<number> {
-  const [command, ...rest] = args;
-  switch (command) {
-    case undefined:
-    case "-h":
-    case "--help":
-      out(HELP);
-      return command === undefined ? 2 : 0;
-    case "record":
-      return await record(rest);
-    case "replay":
-      return await replay(rest);
-    case "triage":
-      return await triage(rest);
-    default:
-      throw new UsageError(`Unknown pecker command "${command}"`, {
-        code: "usage",
-        hint: "run 'reliab pecker --help' for the commands",
-      });
-  }
+  return await dispatch("pecker", args, HELP, { record, replay, triage });
 }
 
 async function record(args: string[]): Promise<number> {

@@ -20,7 +20,7 @@ import {
 } from "../lib/perf/mod.ts";
 import { assertWritable, writeFileAtomic } from "../lib/atomic_file.ts";
 import { UsageError } from "../lib/errors.ts";
-import { parse, positionals } from "./_args.ts";
+import { dispatch, parse, positionals } from "./_args.ts";
 import { out, outJson, progress, progressDone, useColor } from "./_render.ts";
 
 const HELP = `reliab perf: reproducible execution
@@ -94,27 +94,12 @@ Options:
 
 /** Runs `reliab perf ...`. */
 export async function perfCommand(args: string[]): Promise<number> {
-  const [command, ...rest] = args;
-  switch (command) {
-    case undefined:
-    case "-h":
-    case "--help":
-      out(HELP);
-      return command === undefined ? 2 : 0;
-    case "snapshot":
-      return await snapshotCommand(rest);
-    case "show":
-      return await showCommand(rest);
-    case "diff":
-      return await diffCommand(rest, false);
-    case "check":
-      return await diffCommand(rest, true);
-    default:
-      throw new UsageError(`Unknown perf command "${command}"`, {
-        code: "usage",
-        hint: "run 'reliab perf --help' for the list of commands",
-      });
-  }
+  return await dispatch("perf", args, HELP, {
+    snapshot: snapshotCommand,
+    show: showCommand,
+    diff: (rest) => diffCommand(rest, false),
+    check: (rest) => diffCommand(rest, true),
+  });
 }
 
 async function snapshotCommand(args: string[]): Promise<number> {
