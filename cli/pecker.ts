@@ -5,6 +5,7 @@
  * @module
  */
 import {
+  dumpTrace,
   recordProgram,
   renderTriageText,
   replayTrace,
@@ -18,6 +19,7 @@ import { err, out, outJson, progress, progressDone } from "./_render.ts";
 
 const USAGE = {
   record: "reliab pecker record [-o FILE] [--keep] -- CMD [ARGS...]",
+  dump: "reliab pecker dump PID [-o FILE] [--force] [--json]",
   replay: "reliab pecker replay FILE [--exe PATH]",
   triage:
     "reliab pecker triage FILE [--build TEMPLATE] [--variant NAME=PATH ...] [--json] [--sarif OUT]",
@@ -27,12 +29,14 @@ const HELP = `reliab pecker: record a program, triage its crashes under sanitize
 
 Usage:
   ${USAGE.record}
+  ${USAGE.dump}
   ${USAGE.replay}
   ${USAGE.triage}
 
 Commands:
   record   run CMD under the recorder; keep the trace when it dies of a signal
            (or always with --keep); exit with CMD's status (128+signal if killed)
+  dump     write the trace of a running recorded process now, without stopping it
   replay   replay a trace with the recorded binary (or --exe); says 'reproduced'
            or where the run diverged from the trace
   triage   replay a trace against sanitizer and assertion builds and report
@@ -42,7 +46,7 @@ Commands:
 
 /** Runs `reliab pecker ...` and returns the exit code. */
 export async function peckerCommand(args: string[]): Promise<number> {
-  return await dispatch("pecker", args, HELP, { record, replay, triage });
+  return await dispatch("pecker", args, HELP, { record, dump, replay, triage });
 }
 
 async function record(args: string[]): Promise<number> {
@@ -71,6 +75,33 @@ async function record(args: string[]): Promise<number> {
     err(`reliab: trace kept in "${result.tracePath}" (${result.kind}, status ${result.code})`);
   }
   return result.code;
+}
+
+async function dump(args: string[]): Promise<number> {
+  const { values, positionals: rest } = parse(args, {
+    output: { type: "string", short: "o" },
+    force: { type: "boolean" },
+    json: { type: "boolean" },
+  }, USAGE.dump);
+  if (values.help) {
+    out(
+      `Usage: ${USAGE.dump}\n\nWrites the trace of a running recorded process now, without stopping it.`,
+    );
+    return 0;
+  }
+  const [pidText] = positionals(rest, 1, 1, USAGE.dump);
+  const pid = Number(pidText);
+  if (!/^[1-9][0-9]*$/.test(pidText!) || !Number.isSafeInteger(pid)) {
+    throw new UsageError(`Invalid pid "${pidText}"`, {
+      code: "usage",
+      hint: `usage: ${USAGE.dump}`,
+    });
+  }
+  const output = values.output ?? `pecker-${pid}-dump.trace`;
+  const trace = await dumpTrace(pid, output, values.force === true ? { force: true } : {});
+  if (values.json) outJson({ pid, path: output, events: trace.events.length, torn: trace.torn });
+  else out(`wrote ${output}: ${trace.events.length} events of process ${pid}`);
+  return 0;
 }
 
 async function replay(args: string[]): Promise<number> {

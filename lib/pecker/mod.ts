@@ -15,6 +15,7 @@ export {
   type TraceEvent,
 } from "./trace_file.ts";
 export { type RecordOptions, recordProgram, type RecordResult } from "./record.ts";
+export { type DumpOptions, dumpTrace, tracePathOf } from "./dump.ts";
 export {
   type Divergence,
   parseDivergence,
