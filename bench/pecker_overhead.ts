@@ -13,6 +13,7 @@
  */
 import { parseArgs } from "node:util";
 import { fileURLToPath } from "node:url";
+import { median, timeCommand } from "./_timing.ts";
 import { readTrace } from "../lib/pecker/mod.ts";
 
 const root = fileURLToPath(new URL("..", import.meta.url));
@@ -52,18 +53,8 @@ function command(
   }
 }
 
-async function timeOnce(cmd: string, args: string[], env: Record<string, string>): Promise<number> {
-  const start = performance.now();
-  const out = await new Deno.Command(cmd, { args, env, stdout: "null", stderr: "null" }).output();
-  const ms = performance.now() - start;
-  if (!out.success) throw new Error(`${cmd} ${args.join(" ")} exited ${out.code}`);
-  return ms;
-}
-
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  const mid = Math.floor(s.length / 2);
-  return s.length % 2 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2;
+async function timeOnce(cmd: string, args: string[], env: Record<string, string>) {
+  return (await timeCommand([cmd, ...args], { env })).ms;
 }
 
 async function main(): Promise<void> {

@@ -10,6 +10,7 @@
  */
 import { parseArgs } from "node:util";
 import { fileURLToPath } from "node:url";
+import { median, timeCommand } from "./_timing.ts";
 
 const root = fileURLToPath(new URL("..", import.meta.url));
 
@@ -58,23 +59,8 @@ type Row =
   }
   | { tool: string; error: string };
 
-async function timeOnce(cmd: string[]): Promise<{ ms: number; stdout: string }> {
-  const start = performance.now();
-  const out = await new Deno.Command(cmd[0]!, {
-    args: cmd.slice(1),
-    stdout: "piped",
-    stderr: "null",
-  })
-    .output();
-  const ms = performance.now() - start;
-  if (!out.success) throw new Error(`${cmd.join(" ")} exited ${out.code}`);
-  return { ms, stdout: new TextDecoder().decode(out.stdout) };
-}
-
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  const mid = Math.floor(s.length / 2);
-  return s.length % 2 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2;
+function timeOnce(cmd: string[]): Promise<{ ms: number; stdout: string }> {
+  return timeCommand(cmd, { stdout: true });
 }
 
 async function main(): Promise<void> {
