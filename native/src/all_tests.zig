@@ -11,4 +11,7 @@ test {
     _ = @import("pecker/trace_format.zig");
     _ = @import("ha/packet.zig");
     _ = @import("ha/bpf_loader.zig");
+    _ = @import("ha/agent/config.zig");
+    _ = @import("ha/agent/wire.zig");
+    _ = @import("ha/agent/datapath.zig");
 }

@@ -11,6 +11,9 @@ const perf_msr = @import("perf/msr.zig");
 const perf_affinity = @import("perf/affinity.zig");
 const perf_calibrate = @import("perf/calibrate.zig");
 const bpf_loader = @import("ha/bpf_loader.zig");
+const ha_forwarder = @import("ha/forwarder.zig");
+const ha_agent = @import("ha/agent/agent.zig");
+const ha_config = @import("ha/agent/config.zig");
 
 const Status = status.Status;
 
@@ -20,6 +23,8 @@ pub const Layout = extern struct {
     size: u32, // of this struct, so fields can be appended
     cpuid_registers: u32,
     perf_calibrate_options: u32,
+    ha_forwarder_config: u32,
+    ha_forwarder_stats: u32,
 };
 
 export fn reliab_abi_version() u32 {
@@ -32,6 +37,8 @@ export fn reliab_abi_layout(out: ?*Layout) i32 {
         .size = @sizeOf(Layout),
         .cpuid_registers = @sizeOf(cpuid.Registers),
         .perf_calibrate_options = @sizeOf(perf_calibrate.Options),
+        .ha_forwarder_config = @sizeOf(ha_forwarder.ExternConfig),
+        .ha_forwarder_stats = @sizeOf(ha_forwarder.Stats),
     };
     return Status.ok.code();
 }
@@ -206,5 +213,163 @@ export fn reliab_ha_xdpcounter_destroy(slot: u32) i32 {
     const counter = xdpCounterSlot(slot) orelse return Status.invalid_argument.code();
     counter.detach();
     xdp_counter_used[slot].store(false, .release);
+    return Status.ok.code();
+}
+
+// ---------------------------------------------------------------- ha forwarder
+
+/// AF_XDP forwarders by slot (slots, not pointers: see the XDP counters).
+/// A slot is free, busy (starting or stopping, on a Deno worker thread) or
+/// running; only a running slot answers _stats and _stop.
+var forwarders: [constants.ha_forwarders_max]ha_forwarder.Forwarder = undefined;
+var forwarder_states: [constants.ha_forwarders_max]std.atomic.Value(ForwarderState) =
+    @splat(std.atomic.Value(ForwarderState).init(.free));
+const ForwarderState = enum(u8) { free, busy, running };
+
+/// Starts an AF_XDP forwarder between two interfaces of the calling thread's
+/// network namespace. `config` is a self-sized ha/forwarder.zig ExternConfig
+/// (its first u32 is the bytes the caller filled). Takes milliseconds (UMEM
+/// mapping, two program loads), so lib/native.ts declares it nonblocking. On
+/// success `out` receives the slot for _stats and _stop.
+export fn reliab_ha_forwarder_start(
+    config: ?[*]const u8,
+    out: ?*u32,
+    err_buf: ?[*]u8,
+    err_len: u32,
+) i32 {
+    const bytes = config orelse return Status.invalid_argument.code();
+    const slot_out = out orelse return Status.invalid_argument.code();
+    const size = std.mem.readInt(u32, bytes[0..4], .little);
+    if (size < 4 or size > constants.ha_forwarder_config_bytes_max) return Status.invalid_argument.code();
+    var raw = std.mem.zeroes(ha_forwarder.ExternConfig);
+    const filled = @min(size, @sizeOf(ha_forwarder.ExternConfig));
+    @memcpy(std.mem.asBytes(&raw)[0..filled], bytes[0..filled]);
+    const resolved = raw.resolve() orelse {
+        error_text.write(err_buf, err_len, "invalid forwarder configuration", .{});
+        return Status.invalid_argument.code();
+    };
+    const slot: u32 = for (&forwarder_states, 0..) |*state, i| {
+        if (state.cmpxchgStrong(.free, .busy, .acquire, .monotonic) == null) break @intCast(i);
+    } else {
+        error_text.write(err_buf, err_len, "all {d} forwarder slots in use", .{constants.ha_forwarders_max});
+        return Status.busy.code();
+    };
+    var log: [1024]u8 = @splat(0);
+    forwarders[slot].start(resolved, &log) catch |err| {
+        forwarder_states[slot].store(.free, .release);
+        const detail = std.mem.sliceTo(&log, 0);
+        error_text.write(err_buf, err_len, "{s}{s}{s}", .{
+            @errorName(err),
+            if (detail.len > 0) ": " else "",
+            detail[0..@min(detail.len, 160)],
+        });
+        return switch (err) {
+            error.PermissionDenied => Status.permission_denied.code(),
+            error.NotSupported, error.ProgramRejected => Status.not_supported.code(),
+            error.InterfaceNotFound => Status.not_found.code(),
+            error.Busy => Status.busy.code(),
+            error.SystemResources => Status.out_of_memory.code(),
+            error.RingFull => Status.internal.code(),
+            error.Unexpected => Status.io_error.code(),
+        };
+    };
+    forwarder_states[slot].store(.running, .release);
+    slot_out.* = slot;
+    return Status.ok.code();
+}
+
+/// Copies the counters of the forwarder in `slot` into `out` (ha/forwarder.zig Stats).
+export fn reliab_ha_forwarder_stats(slot: u32, out: ?*ha_forwarder.Stats) i32 {
+    const stats = out orelse return Status.invalid_argument.code();
+    if (slot >= constants.ha_forwarders_max) return Status.invalid_argument.code();
+    if (forwarder_states[slot].load(.acquire) != .running) return Status.invalid_argument.code();
+    stats.* = forwarders[slot].stats();
+    return Status.ok.code();
+}
+
+/// Stops the forwarder in `slot`: joins its thread, detaches both XDP
+/// programs, closes both sockets, frees the slot. Nonblocking in native.ts.
+export fn reliab_ha_forwarder_stop(slot: u32) i32 {
+    if (slot >= constants.ha_forwarders_max) return Status.invalid_argument.code();
+    if (forwarder_states[slot].cmpxchgStrong(.running, .busy, .acquire, .monotonic) != null) {
+        return Status.invalid_argument.code();
+    }
+    forwarders[slot].stop();
+    forwarder_states[slot].store(.free, .release);
+    return Status.ok.code();
+}
+
+// ---------------------------------------------------------------- ha agent
+
+/// Running agents, by slot (one per `reliab ha up` process in practice).
+var agents: [4]?*ha_agent.Agent = @splat(null);
+
+fn agentSlot(slot: u32) ?*ha_agent.Agent {
+    if (slot >= agents.len) return null;
+    return agents[slot];
+}
+
+/// Starts the agent described by the JSON `config` (native/src/ha/agent/config.zig):
+/// attaches its XDP programs, opens its AF_XDP and control sockets and starts
+/// its packet thread. On success `out` receives the slot.
+export fn reliab_ha_agent_start(
+    config_json: ?[*]const u8,
+    config_len: u32,
+    out: ?*u32,
+    err_buf: ?[*]u8,
+    err_len: u32,
+) i32 {
+    const json = config_json orelse return Status.invalid_argument.code();
+    const slot_out = out orelse return Status.invalid_argument.code();
+    const slot: u32 = for (agents, 0..) |agent, i| {
+        if (agent == null) break @intCast(i);
+    } else {
+        error_text.write(err_buf, err_len, "all {d} agent slots in use", .{agents.len});
+        return Status.busy.code();
+    };
+    var why: []const u8 = "";
+    const config = ha_config.parse(json[0..config_len], &why) catch {
+        error_text.write(err_buf, err_len, "{s}", .{why});
+        return Status.invalid_argument.code();
+    };
+    const agent = ha_agent.Agent.start(config, &why) catch |err| {
+        error_text.write(err_buf, err_len, "{s}", .{why});
+        return switch (err) {
+            error.InvalidConfig => Status.invalid_argument.code(),
+            error.PermissionDenied => Status.permission_denied.code(),
+            error.NotSupported => Status.not_supported.code(),
+            error.InterfaceNotFound => Status.not_found.code(),
+            error.Busy => Status.busy.code(),
+            error.SystemResources => Status.out_of_memory.code(),
+            error.Unexpected => Status.io_error.code(),
+        };
+    };
+    agents[slot] = agent;
+    slot_out.* = slot;
+    return Status.ok.code();
+}
+
+/// Writes the agent's status (one JSON object) into `out_buf`; `out_len`
+/// receives its length.
+export fn reliab_ha_agent_status(slot: u32, out_buf: ?[*]u8, out_cap: u32, out_len: ?*u32) i32 {
+    const agent = agentSlot(slot) orelse return Status.invalid_argument.code();
+    const buf = out_buf orelse return Status.invalid_argument.code();
+    const len = out_len orelse return Status.invalid_argument.code();
+    len.* = @intCast(agent.status(buf[0..out_cap]) catch return Status.buffer_too_small.code());
+    return Status.ok.code();
+}
+
+/// Makes the agent fail now, as if its node died (the `ha fail` test hook).
+export fn reliab_ha_agent_fail(slot: u32) i32 {
+    const agent = agentSlot(slot) orelse return Status.invalid_argument.code();
+    agent.fail();
+    return Status.ok.code();
+}
+
+/// Stops the agent: joins its thread, detaches its XDP programs, closes everything.
+export fn reliab_ha_agent_stop(slot: u32) i32 {
+    const agent = agentSlot(slot) orelse return Status.invalid_argument.code();
+    agent.stop();
+    agents[slot] = null;
     return Status.ok.code();
 }

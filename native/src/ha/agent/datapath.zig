@@ -1,0 +1,1297 @@
+//! What one node's agent does with every frame, datagram and tick, with no
+//! I/O of its own: the agent's thread feeds it frames from the two AF_XDP
+//! sockets (outer: the client's side; inner: the NF's veth) and datagrams
+//! from the replication channel, and it answers through a `Sink`. Unit tests
+//! drive two of them against each other with captured frames.
+//!
+//! The rules, and why:
+//!
+//! - **Every node sees the client's frames.** The switch floods frames for the
+//!   VIP's virtual MAC to every node, so a replica's NF gets the client's
+//!   segments straight from the wire (translated into its own sequence
+//!   space) and the primary never copies payload onto the replication channel.
+//! - **Ack holding, by the replicas' own stacks.** The primary holds each
+//!   client segment that occupies sequence space (data, SYN, FIN) until every
+//!   live member reported that its NF's TCP acknowledged the bytes (the
+//!   replica agent reads the ack field of its NF's output, which it then
+//!   drops). So the primary's stack never acknowledges to the client, nor
+//!   hands its NF, a byte a replica's stack does not hold — not merely a
+//!   byte a replica's agent saw, which a full receive buffer could still
+//!   drop. The cost is one replica stack traversal and one datagram.
+//! - **One sequence space.** Each replica learns the primary's ISN and TSval
+//!   (conn_open) and rewrites the client's ack, SACK edges and TSecr into its
+//!   own NF's space; after a takeover it rewrites its NF's seq and TSval into
+//!   the old primary's space for the client, for the life of the connection.
+//! - **Replica send state.** The client's ack is clamped to what the replica's
+//!   NF has sent (Linux drops a segment, data included, whose ack covers
+//!   unsent data), and a synthetic ACK up to the highest client ack drains
+//!   the replica's send buffer as its NF catches up.
+//! - **Clamped acks out.** A primary never emits an ack beyond what every live
+//!   member reported; after a takeover this makes the client retransmit what
+//!   the new primary had alone, so the surviving replicas get it.
+//! - **Takeover.** A replica that hears no heartbeat from the primary for
+//!   `miss_threshold` intervals, and knows no live replica with a lower id,
+//!   promotes itself with a higher epoch, announces the VIP (gratuitous ARP)
+//!   and makes its NF acknowledge at once (an old byte injected into each
+//!   connection draws an immediate ACK), so clients resume without waiting
+//!   for a retransmission timeout. A primary that hears a higher epoch is
+//!   fenced and never emits again.
+const std = @import("std");
+const assert = std.debug.assert;
+const packet = @import("../packet.zig");
+const wire = @import("wire.zig");
+const config_mod = @import("config.zig");
+
+const Config = config_mod.Config;
+const Mac = config_mod.Mac;
+const Role = wire.Role;
+
+pub const conns_max = 4096;
+pub const held_frames_max = 8192;
+pub const frame_bytes_max = 2048;
+/// Held or pending frames one connection may have before new ones are dropped
+/// (the client retransmits them): one slow connection cannot take the pool.
+pub const held_per_conn_max = 512;
+pub const pending_per_conn_max = 64;
+const template_bytes_max = 14 + 60 + 60;
+const none: u32 = std.math.maxInt(u32);
+/// A closed connection's state stays this long for late retransmissions.
+const closed_linger_ns: u64 = 3 * std.time.ns_per_s;
+const idle_timeout_ns: u64 = 600 * std.time.ns_per_s;
+/// Held frames older than this make the primary resend conn_open: the
+/// replica may have missed it and be holding the client's frames unmapped.
+const conn_open_resend_ns: u64 = 5 * std.time.ns_per_ms;
+
+pub const Sink = struct {
+    ctx: *anyopaque,
+    to_nf: *const fn (ctx: *anyopaque, frame: []const u8) void,
+    to_client: *const fn (ctx: *anyopaque, frame: []const u8) void,
+    to_peer: *const fn (ctx: *anyopaque, peer: u8, datagram: []const u8) void,
+};
+
+pub const Counters = struct {
+    client_frames: u64 = 0,
+    nf_frames: u64 = 0,
+    to_nf: u64 = 0,
+    to_client: u64 = 0,
+    arp_replies: u64 = 0,
+    held: u64 = 0,
+    released: u64 = 0,
+    hold_drops: u64 = 0,
+    pending: u64 = 0,
+    pending_drops: u64 = 0,
+    parse_drops: u64 = 0,
+    unknown_conn_drops: u64 = 0,
+    silenced_frames: u64 = 0,
+    acks_clamped_in: u64 = 0,
+    acks_clamped_out: u64 = 0,
+    synthetic_acks: u64 = 0,
+    kicks: u64 = 0,
+    reports_sent: u64 = 0,
+    reports_received: u64 = 0,
+    conn_opens_sent: u64 = 0,
+    conn_opens_received: u64 = 0,
+    heartbeats_sent: u64 = 0,
+    heartbeats_received: u64 = 0,
+    failovers: u64 = 0,
+    replicas_dropped: u64 = 0,
+    conns_opened: u64 = 0,
+    conns_closed: u64 = 0,
+    table_full: u64 = 0,
+};
+
+pub const Peer = struct {
+    addr: config_mod.Ip4,
+    id: u8 = 0,
+    role: Role = .replica,
+    epoch: u32 = 0,
+    heard: bool = false,
+    last_heard_ns: u64 = 0,
+    alive: bool = false,
+};
+
+const Conn = struct {
+    key: wire.Key,
+    client_mac: Mac,
+    /// Peers (bit = peer index) that must hold client bytes before our stack gets them.
+    members: u16,
+    reported: u16 = 0,
+    replica_rcv: [config_mod.peers_max]u32 = @splat(0),
+    client_isn: u32,
+    has_ts: bool = false,
+    local_known: bool = false,
+    local_isn: u32 = 0,
+    local_tsval: u32 = 0,
+    primary_known: bool = false,
+    primary_isn: u32 = 0,
+    primary_tsval: u32 = 0,
+    /// primary space = local space + seq_delta (and TSval + ts_delta).
+    mapped: bool = false,
+    seq_delta: u32 = 0,
+    ts_delta: u32 = 0,
+    ack_max_known: bool = false,
+    ack_max: u32 = 0,
+    snd_nxt: u32 = 0,
+    rcv_known: bool = false,
+    rcv_nxt: u32 = 0,
+    reported_rcv: u32 = 0,
+    report_known: bool = false,
+    dirty: bool = false,
+    acked_to_nf: u32 = 0,
+    held_head: u32 = none,
+    held_tail: u32 = none,
+    held_count: u16 = 0,
+    held_since_ns: u64 = 0,
+    conn_open_sent_ns: u64 = 0,
+    pending_head: u32 = none,
+    pending_tail: u32 = none,
+    pending_count: u16 = 0,
+    template: [template_bytes_max]u8 = undefined,
+    template_len: u16 = 0,
+    fin_client: bool = false,
+    fin_nf: bool = false,
+    closed_ns: u64 = 0,
+    last_ns: u64 = 0,
+};
+
+const FrameList = struct { head: *u32, tail: *u32, count: *u16 };
+
+pub const Datapath = struct {
+    config: Config,
+    sink: Sink,
+    role: Role,
+    epoch: u32,
+    primary_id: u8,
+    peers: [config_mod.peers_max]Peer,
+    counters: Counters = .{},
+    takeover_at_ns: u64 = 0,
+    takeover_detect_ns: u64 = 0,
+    started_ns: u64,
+    last_heartbeat_ns: u64 = 0,
+    last_gc_ns: u64 = 0,
+    primary_last_heard_ns: u64 = 0,
+
+    conns: []Conn,
+    conn_used: []bool,
+    conn_free: []u32,
+    conn_free_len: u32,
+    index: std.AutoHashMapUnmanaged(wire.Key, u32),
+    dirty: []u32,
+    dirty_len: u32 = 0,
+
+    frames: []u8,
+    frame_len: []u16,
+    frame_next: []u32,
+    frame_end: []u32,
+    frame_free: []u32,
+    frame_free_len: u32,
+
+    scratch: [frame_bytes_max]u8 = undefined,
+
+    pub fn init(allocator: std.mem.Allocator, config: Config, sink: Sink, now: u64) !*Datapath {
+        const self = try allocator.create(Datapath);
+        errdefer allocator.destroy(self);
+        self.* = .{
+            .config = config,
+            .sink = sink,
+            .role = if (config.primary) .primary else .replica,
+            .epoch = if (config.primary) epochNext(0, config.id) else 0,
+            .primary_id = if (config.primary) config.id else 0,
+            .peers = undefined,
+            .started_ns = now,
+            // So the first tick sends a heartbeat at once.
+            .last_heartbeat_ns = now -% @as(u64, config.heartbeat_us) * std.time.ns_per_us,
+            .conns = try allocator.alloc(Conn, conns_max),
+            .conn_used = try allocator.alloc(bool, conns_max),
+            .conn_free = try allocator.alloc(u32, conns_max),
+            .conn_free_len = conns_max,
+            .index = .empty,
+            .dirty = try allocator.alloc(u32, conns_max),
+            .frames = try allocator.alloc(u8, held_frames_max * frame_bytes_max),
+            .frame_len = try allocator.alloc(u16, held_frames_max),
+            .frame_next = try allocator.alloc(u32, held_frames_max),
+            .frame_end = try allocator.alloc(u32, held_frames_max),
+            .frame_free = try allocator.alloc(u32, held_frames_max),
+            .frame_free_len = held_frames_max,
+        };
+        try self.index.ensureTotalCapacity(allocator, conns_max);
+        for (config.peerSlice(), 0..) |addr, i| self.peers[i] = .{ .addr = addr };
+        @memset(self.conn_used, false);
+        for (self.conn_free, 0..) |*slot, i| slot.* = @intCast(conns_max - 1 - i);
+        for (self.frame_free, 0..) |*slot, i| slot.* = @intCast(held_frames_max - 1 - i);
+        return self;
+    }
+
+    pub fn deinit(self: *Datapath, allocator: std.mem.Allocator) void {
+        self.index.deinit(allocator);
+        allocator.free(self.conns);
+        allocator.free(self.conn_used);
+        allocator.free(self.conn_free);
+        allocator.free(self.dirty);
+        allocator.free(self.frames);
+        allocator.free(self.frame_len);
+        allocator.free(self.frame_next);
+        allocator.free(self.frame_end);
+        allocator.free(self.frame_free);
+        allocator.destroy(self);
+    }
+
+    pub fn peerSlice(self: *Datapath) []Peer {
+        return self.peers[0..self.config.peer_count];
+    }
+
+    pub fn connectionCount(self: *const Datapath) u32 {
+        return conns_max - self.conn_free_len;
+    }
+
+    pub fn heldCount(self: *const Datapath) u32 {
+        return held_frames_max - self.frame_free_len;
+    }
+
+    fn emitting(self: *const Datapath) bool {
+        return self.role == .primary;
+    }
+
+    // ------------------------------------------------------------ client side
+
+    /// A frame from the node's outer interface: the client's TCP to the VIP,
+    /// or ARP for the VIP.
+    pub fn outerFrame(self: *Datapath, frame: []u8, now: u64) void {
+        self.counters.client_frames += 1;
+        if (self.role == .failed or self.role == .fenced) {
+            self.counters.silenced_frames += 1;
+            return;
+        }
+        if (frame.len >= 14 + 28 and std.mem.readInt(u16, frame[12..14], .big) == 0x0806) {
+            self.arp(frame);
+            return;
+        }
+        const p = packet.parse(frame) catch {
+            self.counters.parse_drops += 1;
+            return;
+        };
+        const key = wire.key(p.source_ip, p.source_port, p.destination_port);
+        var conn = self.lookup(key);
+        if (conn == null and p.flags & packet.flag_syn != 0 and p.flags & packet.flag_ack == 0) {
+            conn = self.open(key, frame, p, now);
+            if (conn == null) {
+                self.counters.table_full += 1;
+                if (self.emitting()) self.deliverToNf(frame);
+                return;
+            }
+        }
+        const c = conn orelse {
+            // Not ours: a primary lets its NF answer (with a RST, as a server
+            // would); a replica's NF must never see it.
+            if (self.emitting()) self.deliverToNf(frame) else self.counters.unknown_conn_drops += 1;
+            return;
+        };
+        c.last_ns = now;
+        @memcpy(&c.client_mac, frame[6..12]);
+        if (p.flags & packet.flag_ack != 0 and !c.mapped) {
+            self.appendPending(c, frame, p);
+            return;
+        }
+        self.clientSegment(c, frame, p, now);
+    }
+
+    /// Translates, clamps and forwards (or holds) one client segment of a mapped connection.
+    fn clientSegment(self: *Datapath, c: *Conn, frame: []u8, p: packet.Packet, now: u64) void {
+        if (p.flags & packet.flag_ack != 0) {
+            packet.translate(frame, p, .{ .ack_delta = 0 -% c.seq_delta, .tsecr_delta = 0 -% c.ts_delta });
+            const ack = p.ack -% c.seq_delta;
+            if (!c.ack_max_known or seqLt(c.ack_max, ack)) c.ack_max = ack;
+            c.ack_max_known = true;
+            var delivered = ack;
+            if (c.local_known and seqLt(c.snd_nxt, ack)) {
+                writeAck(frame, p, c.snd_nxt);
+                delivered = c.snd_nxt;
+                self.counters.acks_clamped_in += 1;
+            }
+            if (c.local_known and seqLt(c.acked_to_nf, delivered)) c.acked_to_nf = delivered;
+            if (p.flags & (packet.flag_syn | packet.flag_rst | packet.flag_fin) == 0) {
+                const len = p.tcp_offset + p.tcp_header_len;
+                if (len <= template_bytes_max) {
+                    @memcpy(c.template[0..len], frame[0..len]);
+                    c.template_len = len;
+                }
+            }
+        }
+        if (p.flags & packet.flag_fin != 0) c.fin_client = true;
+        if (p.flags & packet.flag_rst != 0) self.close(c, now);
+        rewriteMacs(frame, self.config.nf_mac, self.config.inner_mac);
+        const end = segmentEnd(p);
+        const occupies = end != p.seq;
+        if (!self.emitting() or !occupies or p.flags & packet.flag_rst != 0) {
+            self.deliverToNf(frame);
+            return;
+        }
+        switch (self.holdVerdict(c, end, now)) {
+            .forward => self.deliverToNf(frame),
+            .hold => self.hold(c, frame, end, now),
+        }
+    }
+
+    const Verdict = enum { forward, hold };
+
+    fn holdVerdict(self: *Datapath, c: *Conn, end: u32, now: u64) Verdict {
+        const need = self.membersHold(c, now) orelse return .hold;
+        return if (need.all or !seqLt(need.rcv, end)) .forward else .hold;
+    }
+
+    const Need = struct { all: bool, rcv: u32 };
+
+    /// The prefix of client bytes every live member's stack holds; `all` when
+    /// no live member is left (nothing to wait for). Null while a live
+    /// member has not reported yet.
+    fn membersHold(self: *Datapath, c: *Conn, now: u64) ?Need {
+        _ = now;
+        const mask = c.members & self.aliveMask();
+        if (mask == 0) return .{ .all = true, .rcv = 0 };
+        var need: ?u32 = null;
+        for (0..self.config.peer_count) |i| {
+            const bit = @as(u16, 1) << @intCast(i);
+            if (mask & bit == 0) continue;
+            if (c.reported & bit == 0) return null;
+            const rcv = c.replica_rcv[i];
+            if (need == null or seqLt(rcv, need.?)) need = rcv;
+        }
+        return .{ .all = false, .rcv = need.? };
+    }
+
+    fn hold(self: *Datapath, c: *Conn, frame: []const u8, end: u32, now: u64) void {
+        if (c.held_count >= held_per_conn_max or frame.len > frame_bytes_max) {
+            self.counters.hold_drops += 1;
+            return;
+        }
+        const slot = self.frameAlloc(frame) orelse {
+            self.counters.hold_drops += 1;
+            return;
+        };
+        self.frame_end[slot] = end;
+        if (c.held_count == 0) c.held_since_ns = now;
+        listAppend(self, .{ .head = &c.held_head, .tail = &c.held_tail, .count = &c.held_count }, slot);
+        self.counters.held += 1;
+    }
+
+    /// Feeds the NF every held frame the members now hold, oldest first.
+    fn release(self: *Datapath, c: *Conn, now: u64) void {
+        if (c.held_count == 0) return;
+        const need = self.membersHold(c, now) orelse return;
+        var prev: u32 = none;
+        var at = c.held_head;
+        while (at != none) {
+            const next = self.frame_next[at];
+            if (need.all or !seqLt(need.rcv, self.frame_end[at])) {
+                if (prev == none) c.held_head = next else self.frame_next[prev] = next;
+                if (c.held_tail == at) c.held_tail = prev;
+                c.held_count -= 1;
+                self.deliverToNf(self.frameBytes(at));
+                self.frameFree(at);
+                self.counters.released += 1;
+            } else prev = at;
+            at = next;
+        }
+        if (c.held_count > 0) c.held_since_ns = now;
+    }
+
+    fn appendPending(self: *Datapath, c: *Conn, frame: []const u8, p: packet.Packet) void {
+        _ = p;
+        if (c.pending_count >= pending_per_conn_max) {
+            self.counters.pending_drops += 1;
+            return;
+        }
+        const slot = self.frameAlloc(frame) orelse {
+            self.counters.pending_drops += 1;
+            return;
+        };
+        listAppend(self, .{ .head = &c.pending_head, .tail = &c.pending_tail, .count = &c.pending_count }, slot);
+        self.counters.pending += 1;
+    }
+
+    fn flushPending(self: *Datapath, c: *Conn, now: u64) void {
+        while (c.pending_head != none) {
+            const at = c.pending_head;
+            c.pending_head = self.frame_next[at];
+            c.pending_count -= 1;
+            if (c.pending_head == none) c.pending_tail = none;
+            const len = self.frame_len[at];
+            @memcpy(self.scratch[0..len], self.frameBytes(at));
+            self.frameFree(at);
+            const frame = self.scratch[0..len];
+            const p = packet.parse(frame) catch continue;
+            self.clientSegment(c, frame, p, now);
+        }
+    }
+
+    fn deliverToNf(self: *Datapath, frame: []const u8) void {
+        self.counters.to_nf += 1;
+        self.sink.to_nf(self.sink.ctx, frame);
+    }
+
+    fn arp(self: *Datapath, frame: []u8) void {
+        const a = frame[14..];
+        const op = std.mem.readInt(u16, a[6..8], .big);
+        const target = a[24..28];
+        if (op != 1 or !std.mem.eql(u8, target, &self.config.vip) or !self.emitting()) return;
+        var reply: [42]u8 = undefined;
+        @memcpy(reply[0..6], frame[6..12]);
+        @memcpy(reply[6..12], &self.config.virtual_mac);
+        fillArp(&reply, 2, self.config.virtual_mac, self.config.vip, a[8..14][0..6].*, a[14..18][0..4].*);
+        self.counters.arp_replies += 1;
+        self.sink.to_client(self.sink.ctx, &reply);
+    }
+
+    /// Gratuitous ARP: tells switches and the client where the VIP is now.
+    fn announce(self: *Datapath) void {
+        var frame: [42]u8 = undefined;
+        @memset(frame[0..6], 0xff);
+        @memcpy(frame[6..12], &self.config.virtual_mac);
+        fillArp(&frame, 1, self.config.virtual_mac, self.config.vip, @splat(0), self.config.vip);
+        self.sink.to_client(self.sink.ctx, &frame);
+    }
+
+    // ------------------------------------------------------------ NF side
+
+    /// A frame from the NF's veth: its TCP output from the VIP.
+    pub fn innerFrame(self: *Datapath, frame: []u8, now: u64) void {
+        self.counters.nf_frames += 1;
+        if (self.role == .failed or self.role == .fenced) {
+            self.counters.silenced_frames += 1;
+            return;
+        }
+        const p = packet.parse(frame) catch {
+            self.counters.parse_drops += 1;
+            return;
+        };
+        const key = wire.key(p.destination_ip, p.destination_port, p.source_port);
+        const c = self.lookup(key) orelse {
+            if (self.emitting()) self.deliverToClientRaw(frame) else self.counters.unknown_conn_drops += 1;
+            return;
+        };
+        c.last_ns = now;
+        const syn_ack = p.flags & (packet.flag_syn | packet.flag_ack) == (packet.flag_syn | packet.flag_ack);
+        if (syn_ack and !c.local_known) {
+            c.local_known = true;
+            c.local_isn = p.seq;
+            c.snd_nxt = p.seq;
+            c.acked_to_nf = p.seq;
+            if (p.options.timestamp_offset) |ts| {
+                c.has_ts = true;
+                c.local_tsval = std.mem.readInt(u32, frame[ts..][0..4], .big);
+            }
+            if (self.emitting() and !c.primary_known) {
+                // The connection opened on us: our space is the primary's.
+                c.primary_known = true;
+                c.primary_isn = c.local_isn;
+                c.primary_tsval = c.local_tsval;
+                self.sendConnOpen(c, now);
+            }
+            self.map(c, now);
+        }
+        if (!c.local_known) {
+            self.counters.unknown_conn_drops += 1;
+            return;
+        }
+        const end = segmentEnd(p);
+        if (seqLt(c.snd_nxt, end)) c.snd_nxt = end;
+        if (p.flags & packet.flag_ack != 0 and (!c.rcv_known or seqLt(c.rcv_nxt, p.ack))) {
+            c.rcv_nxt = p.ack;
+            c.rcv_known = true;
+            self.markDirty(c);
+        }
+        if (p.flags & packet.flag_fin != 0) c.fin_nf = true;
+        if (p.flags & packet.flag_rst != 0) self.close(c, now);
+        if (c.fin_nf and c.fin_client and c.closed_ns == 0 and c.ack_max_known and !seqLt(c.ack_max, c.snd_nxt)) {
+            self.close(c, now);
+        }
+        self.syntheticAck(c);
+        if (!self.emitting()) return;
+        if (!c.mapped) {
+            self.counters.unknown_conn_drops += 1;
+            return;
+        }
+        packet.translate(frame, p, .{ .seq_delta = c.seq_delta, .tsval_delta = c.ts_delta });
+        if (p.flags & packet.flag_ack != 0) {
+            if (self.membersHold(c, now)) |need| {
+                if (!need.all and seqLt(need.rcv, p.ack)) {
+                    writeAck(frame, p, need.rcv);
+                    self.counters.acks_clamped_out += 1;
+                }
+            }
+        }
+        rewriteMacs(frame, c.client_mac, self.config.virtual_mac);
+        self.counters.to_client += 1;
+        self.sink.to_client(self.sink.ctx, frame);
+    }
+
+    fn deliverToClientRaw(self: *Datapath, frame: []u8) void {
+        // An NF frame for a connection we keep no state for (table full): the
+        // client's MAC is unknown here, so broadcast on the segment is wrong;
+        // drop it and let TCP recover.
+        _ = frame;
+        self.counters.unknown_conn_drops += 1;
+    }
+
+    /// When the NF sent data the client already acknowledged, ACK it at once.
+    fn syntheticAck(self: *Datapath, c: *Conn) void {
+        if (!c.ack_max_known or c.template_len == 0 or !c.rcv_known) return;
+        const target = if (seqLt(c.snd_nxt, c.ack_max)) c.snd_nxt else c.ack_max;
+        if (!seqLt(c.acked_to_nf, target)) return;
+        // The client's own acks reach the NF too; only fill the gap they leave.
+        const frame = buildFromTemplate(c, &self.scratch, c.rcv_nxt, target, 0) orelse return;
+        c.acked_to_nf = target;
+        self.counters.synthetic_acks += 1;
+        self.deliverToNf(frame);
+    }
+
+    // ------------------------------------------------------------ replication channel
+
+    /// A datagram from peer `peer` (index into config.peers).
+    pub fn controlDatagram(self: *Datapath, peer: u8, datagram: []const u8, now: u64) void {
+        assert(peer < self.config.peer_count);
+        if (self.role == .failed) return;
+        const header = wire.readHeader(datagram) catch return;
+        const p = &self.peers[peer];
+        p.id = header.sender;
+        p.heard = true;
+        p.last_heard_ns = now;
+        p.alive = true;
+        p.role = header.role;
+        p.epoch = header.epoch;
+        switch (header.kind) {
+            .heartbeat => {
+                self.counters.heartbeats_received += 1;
+                self.follow(header, now);
+            },
+            .conn_open => {
+                self.counters.conn_opens_received += 1;
+                self.follow(header, now);
+                if (header.epoch != self.epoch) return;
+                for (0..header.count) |i| self.connOpen(wire.readConnOpen(datagram, i), now);
+            },
+            .rcv_report => {
+                self.counters.reports_received += 1;
+                if (!self.emitting()) return;
+                const bit = @as(u16, 1) << @intCast(peer);
+                for (0..header.count) |i| {
+                    const r = wire.readReport(datagram, i);
+                    const c = self.lookup(r.conn) orelse continue;
+                    if (c.reported & bit == 0 or seqLt(c.replica_rcv[peer], r.rcv_nxt)) c.replica_rcv[peer] = r.rcv_nxt;
+                    c.reported |= bit;
+                    self.release(c, now);
+                }
+            },
+            .fail_request => if (self.emitting()) self.fail(),
+            _ => {},
+        }
+    }
+
+    /// Applies what a heartbeat says about roles and epochs.
+    fn follow(self: *Datapath, header: wire.Header, now: u64) void {
+        if (header.role != .primary) return;
+        if (self.role == .primary and header.epoch > self.epoch) {
+            self.role = .fenced; // a newer primary exists: never emit again
+            return;
+        }
+        if (self.role != .replica or header.epoch < self.epoch) return;
+        const changed = header.sender != self.primary_id;
+        self.epoch = header.epoch;
+        self.primary_id = header.sender;
+        self.primary_last_heard_ns = now;
+        if (changed) {
+            // A new primary: tell it everything we hold, and stop counting it as a member.
+            const bit = self.peerBit(header.sender);
+            for (self.conns, 0..) |*c, i| {
+                if (!self.conn_used[i]) continue;
+                c.members &= ~bit;
+                self.markDirty(c);
+            }
+        }
+    }
+
+    fn connOpen(self: *Datapath, item: wire.ConnOpen, now: u64) void {
+        const c = self.lookup(item.conn) orelse return;
+        if (c.primary_known) return;
+        c.primary_known = true;
+        c.primary_isn = item.isn;
+        c.primary_tsval = item.tsval;
+        self.map(c, now);
+    }
+
+    /// Both ISNs known: fix the translation and release what waited for it.
+    fn map(self: *Datapath, c: *Conn, now: u64) void {
+        if (c.mapped or !c.local_known or !c.primary_known) return;
+        c.seq_delta = c.primary_isn -% c.local_isn;
+        c.ts_delta = c.primary_tsval -% c.local_tsval;
+        c.mapped = true;
+        self.flushPending(c, now);
+    }
+
+    fn sendConnOpen(self: *Datapath, c: *Conn, now: u64) void {
+        var buf: [wire.header_bytes + wire.conn_open_bytes]u8 = undefined;
+        self.writeOwnHeader(&buf, .conn_open, 1);
+        wire.writeConnOpen(&buf, 0, .{ .conn = c.key, .isn = c.primary_isn, .tsval = c.primary_tsval, .has_ts = c.has_ts });
+        c.conn_open_sent_ns = now;
+        for (0..self.config.peer_count) |i| {
+            if (c.members & (@as(u16, 1) << @intCast(i)) == 0) continue;
+            self.counters.conn_opens_sent += 1;
+            self.sink.to_peer(self.sink.ctx, @intCast(i), &buf);
+        }
+    }
+
+    fn writeOwnHeader(self: *Datapath, out: []u8, kind: wire.Kind, count: u8) void {
+        wire.writeHeader(out, .{
+            .kind = kind,
+            .sender = self.config.id,
+            .role = self.role,
+            .primary = self.primary_id,
+            .count = count,
+            .epoch = self.epoch,
+        });
+    }
+
+    fn markDirty(self: *Datapath, c: *Conn) void {
+        if (c.dirty) return;
+        c.dirty = true;
+        self.dirty[self.dirty_len] = self.connIndex(c);
+        self.dirty_len += 1;
+    }
+
+    /// Replica: sends what its NF's stack newly acknowledged to the primary.
+    pub fn flushReports(self: *Datapath) void {
+        if (self.dirty_len == 0) return;
+        defer self.dirty_len = 0;
+        const primary = self.primaryPeer();
+        var buf: [wire.datagram_bytes_max]u8 = undefined;
+        var count: usize = 0;
+        for (self.dirty[0..self.dirty_len]) |index| {
+            const c = &self.conns[index];
+            c.dirty = false;
+            if (!self.conn_used[index] or self.role != .replica or primary == null or !c.rcv_known) continue;
+            wire.writeReport(&buf, count, .{ .conn = c.key, .rcv_nxt = c.rcv_nxt });
+            c.reported_rcv = c.rcv_nxt;
+            count += 1;
+            if (count == wire.reports_max) {
+                self.sendReports(primary.?, &buf, count);
+                count = 0;
+            }
+        }
+        if (count > 0) self.sendReports(primary.?, &buf, count);
+    }
+
+    fn sendReports(self: *Datapath, peer: u8, buf: []u8, count: usize) void {
+        self.writeOwnHeader(buf, .rcv_report, @intCast(count));
+        self.counters.reports_sent += 1;
+        self.sink.to_peer(self.sink.ctx, peer, buf[0 .. wire.header_bytes + count * wire.report_bytes]);
+    }
+
+    // ------------------------------------------------------------ time
+
+    /// Heartbeats, liveness, takeover, conn_open resends and cleanup.
+    pub fn tick(self: *Datapath, now: u64) void {
+        if (self.role == .failed) return;
+        const interval = @as(u64, self.config.heartbeat_us) * std.time.ns_per_us;
+        if (now -% self.last_heartbeat_ns >= interval) {
+            self.last_heartbeat_ns = now;
+            self.heartbeat();
+        }
+        const silence = interval * self.config.miss_threshold;
+        var lost_member = false;
+        for (self.peerSlice()) |*p| {
+            const alive = p.heard and now -% p.last_heard_ns <= silence;
+            if (p.alive and !alive and p.role == .replica) lost_member = true;
+            p.alive = alive;
+        }
+        if (lost_member and self.emitting()) {
+            self.counters.replicas_dropped += 1;
+            self.releaseAll(now);
+        }
+        if (self.role == .replica and self.primary_id != 0 and self.shouldPromote()) {
+            self.promote(now, now -% self.primary_last_heard_ns);
+        }
+        if (self.emitting()) self.resendConnOpens(now);
+        if (now -% self.last_gc_ns >= 100 * std.time.ns_per_ms) {
+            self.last_gc_ns = now;
+            self.collect(now);
+        }
+    }
+
+    fn heartbeat(self: *Datapath) void {
+        var buf: [wire.header_bytes]u8 = undefined;
+        self.writeOwnHeader(&buf, .heartbeat, 0);
+        for (0..self.config.peer_count) |i| {
+            self.counters.heartbeats_sent += 1;
+            self.sink.to_peer(self.sink.ctx, @intCast(i), &buf);
+        }
+    }
+
+    fn shouldPromote(self: *Datapath) bool {
+        for (self.peerSlice()) |p| {
+            if (p.id == self.primary_id and p.alive) return false;
+        }
+        // The lowest-id live replica of this epoch takes over; the others follow it.
+        for (self.peerSlice()) |p| {
+            if (p.alive and p.role == .replica and p.id != 0 and p.id < self.config.id and p.epoch == self.epoch) return false;
+        }
+        return true;
+    }
+
+    /// Becomes the primary of a new epoch.
+    pub fn promote(self: *Datapath, now: u64, detect_ns: u64) void {
+        const old_primary = self.primary_id;
+        self.role = .primary;
+        self.epoch = epochNext(self.epoch, self.config.id);
+        self.primary_id = self.config.id;
+        self.counters.failovers += 1;
+        self.takeover_at_ns = now;
+        self.takeover_detect_ns = detect_ns;
+        const old_bit = self.peerBit(old_primary);
+        self.heartbeat();
+        self.last_heartbeat_ns = now;
+        self.announce();
+        for (self.conns, 0..) |*c, i| {
+            if (!self.conn_used[i]) continue;
+            c.members &= ~old_bit;
+            c.reported = 0; // members report again to the new primary
+            self.kick(c);
+        }
+    }
+
+    /// Makes the NF acknowledge now: an old byte draws an immediate ACK, which
+    /// tells the client what this node holds and restarts its sending.
+    fn kick(self: *Datapath, c: *Conn) void {
+        if (!c.mapped or !c.rcv_known or c.template_len == 0 or c.closed_ns != 0) return;
+        const ack = if (c.ack_max_known and seqLt(c.ack_max, c.snd_nxt)) c.ack_max else c.snd_nxt;
+        const frame = buildFromTemplate(c, &self.scratch, c.rcv_nxt -% 1, ack, 1) orelse return;
+        self.counters.kicks += 1;
+        self.deliverToNf(frame);
+    }
+
+    fn releaseAll(self: *Datapath, now: u64) void {
+        for (self.conns, 0..) |*c, i| {
+            if (self.conn_used[i]) self.release(c, now);
+        }
+    }
+
+    fn resendConnOpens(self: *Datapath, now: u64) void {
+        // Cheap in the common case: nothing is held for long.
+        if (self.heldCount() == 0) return;
+        for (self.conns, 0..) |*c, i| {
+            if (!self.conn_used[i] or c.held_count == 0 or !c.primary_known) continue;
+            if (now -% c.held_since_ns < conn_open_resend_ns) continue;
+            if (now -% c.conn_open_sent_ns < conn_open_resend_ns) continue;
+            self.sendConnOpen(c, now);
+        }
+    }
+
+    fn collect(self: *Datapath, now: u64) void {
+        for (self.conns, 0..) |*c, i| {
+            if (!self.conn_used[i]) continue;
+            const expired = (c.closed_ns != 0 and now -% c.closed_ns > closed_linger_ns) or now -% c.last_ns > idle_timeout_ns;
+            if (expired) self.free(c);
+        }
+    }
+
+    /// The `ha fail` hook: this node behaves as dead from now on.
+    pub fn fail(self: *Datapath) void {
+        self.role = .failed;
+    }
+
+    /// Asks the primary to fail (the `ha fail` command run on a replica).
+    pub fn requestFail(self: *Datapath) void {
+        if (self.emitting()) return self.fail();
+        const primary = self.primaryPeer() orelse return;
+        var buf: [wire.header_bytes]u8 = undefined;
+        self.writeOwnHeader(&buf, .fail_request, 0);
+        self.sink.to_peer(self.sink.ctx, primary, &buf);
+    }
+
+    fn primaryPeer(self: *Datapath) ?u8 {
+        for (self.peerSlice(), 0..) |p, i| {
+            if (p.id == self.primary_id and p.id != 0) return @intCast(i);
+        }
+        return null;
+    }
+
+    fn peerBit(self: *Datapath, id: u8) u16 {
+        if (id == 0) return 0;
+        for (self.peerSlice(), 0..) |p, i| {
+            if (p.id == id) return @as(u16, 1) << @intCast(i);
+        }
+        return 0;
+    }
+
+    fn aliveMask(self: *Datapath) u16 {
+        var mask: u16 = 0;
+        for (self.peerSlice(), 0..) |p, i| {
+            if (p.alive and p.role == .replica) mask |= @as(u16, 1) << @intCast(i);
+        }
+        return mask;
+    }
+
+    // ------------------------------------------------------------ tables
+
+    fn lookup(self: *Datapath, key: wire.Key) ?*Conn {
+        const index = self.index.get(key) orelse return null;
+        return &self.conns[index];
+    }
+
+    fn connIndex(self: *Datapath, c: *Conn) u32 {
+        return @intCast((@intFromPtr(c) - @intFromPtr(self.conns.ptr)) / @sizeOf(Conn));
+    }
+
+    fn open(self: *Datapath, key: wire.Key, frame: []const u8, p: packet.Packet, now: u64) ?*Conn {
+        if (self.conn_free_len == 0) return null;
+        self.conn_free_len -= 1;
+        const index = self.conn_free[self.conn_free_len];
+        self.conn_used[index] = true;
+        self.index.putAssumeCapacityNoClobber(key, index);
+        const c = &self.conns[index];
+        c.* = .{
+            .key = key,
+            .client_mac = frame[6..12].*,
+            .members = self.aliveMask() & ~self.peerBit(self.primary_id),
+            .client_isn = p.seq,
+            .last_ns = now,
+        };
+        self.counters.conns_opened += 1;
+        return c;
+    }
+
+    fn close(self: *Datapath, c: *Conn, now: u64) void {
+        _ = self;
+        if (c.closed_ns == 0) c.closed_ns = now;
+    }
+
+    fn free(self: *Datapath, c: *Conn) void {
+        while (c.held_head != none) {
+            const at = c.held_head;
+            c.held_head = self.frame_next[at];
+            self.frameFree(at);
+        }
+        while (c.pending_head != none) {
+            const at = c.pending_head;
+            c.pending_head = self.frame_next[at];
+            self.frameFree(at);
+        }
+        const index = self.connIndex(c);
+        _ = self.index.remove(c.key);
+        self.conn_used[index] = false;
+        self.conn_free[self.conn_free_len] = index;
+        self.conn_free_len += 1;
+        self.counters.conns_closed += 1;
+    }
+
+    fn frameAlloc(self: *Datapath, frame: []const u8) ?u32 {
+        if (self.frame_free_len == 0 or frame.len > frame_bytes_max) return null;
+        self.frame_free_len -= 1;
+        const slot = self.frame_free[self.frame_free_len];
+        @memcpy(self.frames[slot * frame_bytes_max ..][0..frame.len], frame);
+        self.frame_len[slot] = @intCast(frame.len);
+        self.frame_next[slot] = none;
+        return slot;
+    }
+
+    fn frameBytes(self: *Datapath, slot: u32) []u8 {
+        return self.frames[slot * frame_bytes_max ..][0..self.frame_len[slot]];
+    }
+
+    fn frameFree(self: *Datapath, slot: u32) void {
+        self.frame_free[self.frame_free_len] = slot;
+        self.frame_free_len += 1;
+    }
+};
+
+fn listAppend(self: *Datapath, list: FrameList, slot: u32) void {
+    self.frame_next[slot] = none;
+    if (list.tail.* == none) list.head.* = slot else self.frame_next[list.tail.*] = slot;
+    list.tail.* = slot;
+    list.count.* += 1;
+}
+
+/// `counter * 16 + id`: two candidates never share an epoch.
+pub fn epochNext(epoch: u32, id: u8) u32 {
+    return (epoch / 16 + 1) * 16 + id;
+}
+
+/// a < b in sequence space (RFC 793 modular comparison).
+pub fn seqLt(a: u32, b: u32) bool {
+    return @as(i32, @bitCast(a -% b)) < 0;
+}
+
+/// The sequence number after the segment: SYN and FIN take one each.
+fn segmentEnd(p: packet.Packet) u32 {
+    var end = p.seq +% p.payload_len;
+    if (p.flags & packet.flag_syn != 0) end +%= 1;
+    if (p.flags & packet.flag_fin != 0) end +%= 1;
+    return end;
+}
+
+fn writeAck(frame: []u8, p: packet.Packet, ack: u32) void {
+    var bytes: [4]u8 = undefined;
+    std.mem.writeInt(u32, &bytes, ack, .big);
+    packet.checksumReplace(frame, p, p.tcp_offset + 8, &bytes);
+}
+
+fn rewriteMacs(frame: []u8, destination: Mac, source: Mac) void {
+    @memcpy(frame[0..6], &destination);
+    @memcpy(frame[6..12], &source);
+}
+
+fn fillArp(frame: *[42]u8, op: u16, sender_mac: Mac, sender_ip: [4]u8, target_mac: Mac, target_ip: [4]u8) void {
+    std.mem.writeInt(u16, frame[12..14], 0x0806, .big);
+    const a = frame[14..];
+    std.mem.writeInt(u16, a[0..2], 1, .big); // Ethernet
+    std.mem.writeInt(u16, a[2..4], 0x0800, .big); // IPv4
+    a[4] = 6;
+    a[5] = 4;
+    std.mem.writeInt(u16, a[6..8], op, .big);
+    @memcpy(a[8..14], &sender_mac);
+    @memcpy(a[14..18], &sender_ip);
+    @memcpy(a[18..24], &target_mac);
+    @memcpy(a[24..28], &target_ip);
+}
+
+/// A segment to the NF built from the client's last header: `payload_len`
+/// zero bytes at `seq`, acknowledging `ack`, SACK blocks blanked (they would
+/// be stale), checksums computed from scratch.
+fn buildFromTemplate(c: *const Conn, out: []u8, seq: u32, ack: u32, payload_len: u16) ?[]u8 {
+    const header_len = c.template_len;
+    const frame = out[0 .. header_len + payload_len];
+    @memcpy(frame[0..header_len], c.template[0..header_len]);
+    @memset(frame[header_len..], 0);
+    const ip = packet.ethernet_header_len;
+    const ip_header_len: u16 = @as(u16, frame[ip] & 0x0f) * 4;
+    const tcp = ip + ip_header_len;
+    std.mem.writeInt(u16, frame[ip + 2 ..][0..2], header_len - ip + payload_len, .big);
+    std.mem.writeInt(u16, frame[ip + 10 ..][0..2], 0, .big);
+    std.mem.writeInt(u16, frame[ip + 10 ..][0..2], ~packet.fold(packet.sumWords(0, frame[ip..tcp])), .big);
+    std.mem.writeInt(u32, frame[tcp + 4 ..][0..4], seq, .big);
+    std.mem.writeInt(u32, frame[tcp + 8 ..][0..4], ack, .big);
+    frame[tcp + 13] = packet.flag_ack;
+    const p = packet.parse(frame) catch return null;
+    if (p.options.sack_offset) |sack| {
+        // kind and length sit just before the first edge.
+        @memset(frame[sack - 2 .. sack + @as(u16, p.options.sack_blocks) * 8], packet.option_nop);
+    }
+    const q = packet.parse(frame) catch return null;
+    packet.tcpChecksumRecompute(frame, q);
+    return frame;
+}
+
+// ---------------------------------------------------------------- tests
+
+const testing = std.testing;
+const fixtures = @import("../packet_fixtures.zig");
+
+/// Collects what a datapath emits.
+const Recorder = struct {
+    to_nf: std.ArrayListUnmanaged([]u8) = .empty,
+    to_client: std.ArrayListUnmanaged([]u8) = .empty,
+    to_peer: std.ArrayListUnmanaged([]u8) = .empty,
+
+    fn sink(self: *Recorder) Sink {
+        return .{ .ctx = self, .to_nf = toNf, .to_client = toClient, .to_peer = toPeer };
+    }
+    fn toNf(ctx: *anyopaque, frame: []const u8) void {
+        const self: *Recorder = @ptrCast(@alignCast(ctx));
+        self.to_nf.append(testing.allocator, testing.allocator.dupe(u8, frame) catch unreachable) catch unreachable;
+    }
+    fn toClient(ctx: *anyopaque, frame: []const u8) void {
+        const self: *Recorder = @ptrCast(@alignCast(ctx));
+        self.to_client.append(testing.allocator, testing.allocator.dupe(u8, frame) catch unreachable) catch unreachable;
+    }
+    fn toPeer(ctx: *anyopaque, peer: u8, datagram: []const u8) void {
+        _ = peer;
+        const self: *Recorder = @ptrCast(@alignCast(ctx));
+        self.to_peer.append(testing.allocator, testing.allocator.dupe(u8, datagram) catch unreachable) catch unreachable;
+    }
+    fn clear(self: *Recorder) void {
+        for (self.to_nf.items) |f| testing.allocator.free(f);
+        for (self.to_client.items) |f| testing.allocator.free(f);
+        for (self.to_peer.items) |f| testing.allocator.free(f);
+        self.to_nf.clearRetainingCapacity();
+        self.to_client.clearRetainingCapacity();
+        self.to_peer.clearRetainingCapacity();
+    }
+    fn deinit(self: *Recorder) void {
+        self.clear();
+        self.to_nf.deinit(testing.allocator);
+        self.to_client.deinit(testing.allocator);
+        self.to_peer.deinit(testing.allocator);
+    }
+    /// Datagrams of `kind` sent so far.
+    fn count(self: *Recorder, kind: wire.Kind) usize {
+        var n: usize = 0;
+        for (self.to_peer.items) |d| {
+            if ((wire.readHeader(d) catch continue).kind == kind) n += 1;
+        }
+        return n;
+    }
+};
+
+fn testConfig(id: u8, primary: bool, peer: [4]u8) Config {
+    var config = Config{
+        .id = id,
+        .vip = .{ 10, 78, 0, 2 }, // the fixtures' server
+        .virtual_mac = .{ 2, 0x72, 0x6c, 0, 0, 2 },
+        .node_addr = .{ 10, 77, 0, 10 + id },
+        .outer_ifindex = 2,
+        .inner_ifindex = 3,
+        .inner_mac = .{ 0xaa, 0, 0, 0, 0, id },
+        .nf_mac = .{ 0xbb, 0, 0, 0, 0, id },
+        .primary = primary,
+    };
+    config.peers[0] = peer;
+    config.peer_count = 1;
+    return config;
+}
+
+fn copyFrame(buf: []u8, frame: []const u8) []u8 {
+    @memcpy(buf[0..frame.len], frame);
+    return buf[0..frame.len];
+}
+
+/// The fixture SYN-ACK with its ISN moved by `shift` and TSval by `ts_shift`.
+fn synAckWith(buf: []u8, shift: u32, ts_shift: u32) []u8 {
+    const frame = copyFrame(buf, &fixtures.syn_ack);
+    const p = packet.parse(frame) catch unreachable;
+    packet.translate(frame, p, .{ .seq_delta = shift, .tsval_delta = ts_shift });
+    return frame;
+}
+
+const Pair = struct {
+    p_rec: Recorder = .{},
+    r_rec: Recorder = .{},
+    primary: *Datapath = undefined,
+    replica: *Datapath = undefined,
+
+    fn init(self: *Pair) !void {
+        self.primary = try Datapath.init(testing.allocator, testConfig(1, true, .{ 10, 77, 0, 12 }), self.p_rec.sink(), 0);
+        self.replica = try Datapath.init(testing.allocator, testConfig(2, false, .{ 10, 77, 0, 11 }), self.r_rec.sink(), 0);
+        // Exchange heartbeats so each knows the other's role.
+        self.primary.tick(1);
+        self.replica.tick(1);
+        self.deliverPeers(1);
+    }
+    fn deinit(self: *Pair) void {
+        self.primary.deinit(testing.allocator);
+        self.replica.deinit(testing.allocator);
+        self.p_rec.deinit();
+        self.r_rec.deinit();
+    }
+    /// Delivers queued datagrams both ways.
+    fn deliverPeers(self: *Pair, now: u64) void {
+        for (self.p_rec.to_peer.items) |d| self.replica.controlDatagram(0, d, now);
+        for (self.r_rec.to_peer.items) |d| self.primary.controlDatagram(0, d, now);
+        for (self.p_rec.to_peer.items) |d| testing.allocator.free(d);
+        for (self.r_rec.to_peer.items) |d| testing.allocator.free(d);
+        self.p_rec.to_peer.clearRetainingCapacity();
+        self.r_rec.to_peer.clearRetainingCapacity();
+    }
+    /// The client's frame reaches both nodes (the switch floods it).
+    fn client(self: *Pair, frame: []const u8, now: u64) void {
+        var a: [frame_bytes_max]u8 = undefined;
+        var b: [frame_bytes_max]u8 = undefined;
+        self.primary.outerFrame(copyFrame(&a, frame), now);
+        self.replica.outerFrame(copyFrame(&b, frame), now);
+    }
+    /// Opens the fixtures' connection; the replica's NF uses another ISN and TSval.
+    fn handshake(self: *Pair, shift: u32, ts_shift: u32) !void {
+        self.client(&fixtures.syn, 10);
+        try testing.expectEqual(@as(usize, 0), self.p_rec.to_nf.items.len); // held
+        try testing.expectEqual(@as(usize, 1), self.r_rec.to_nf.items.len);
+        var buf: [frame_bytes_max]u8 = undefined;
+        self.replica.innerFrame(synAckWith(&buf, shift, ts_shift), 20);
+        try testing.expectEqual(@as(usize, 0), self.r_rec.to_client.items.len); // replica output is dropped
+        self.replica.flushReports();
+        self.deliverPeers(30);
+        try testing.expectEqual(@as(usize, 1), self.p_rec.to_nf.items.len); // SYN released
+        self.primary.innerFrame(copyFrame(&buf, &fixtures.syn_ack), 40);
+        try testing.expectEqual(@as(usize, 1), self.p_rec.to_client.items.len);
+        try testing.expectEqual(@as(usize, 1), self.p_rec.count(.conn_open));
+        self.deliverPeers(50);
+    }
+};
+
+test "handshake: the primary holds the SYN until the replica's stack answered it" {
+    var pair: Pair = .{};
+    try pair.init();
+    defer pair.deinit();
+    try pair.handshake(0x1000_0000, 777);
+    const out = pair.p_rec.to_client.items[0];
+    // The primary's SYN-ACK goes out unchanged but for the MACs: dst = client, src = VIP's MAC.
+    try testing.expectEqualSlices(u8, fixtures.syn_ack[14..], out[14..]);
+    try testing.expectEqualSlices(u8, fixtures.syn[6..12], out[0..6]);
+    try testing.expectEqualSlices(u8, &pair.primary.config.virtual_mac, out[6..12]);
+    try testing.expectEqual(@as(u64, 1), pair.primary.counters.held);
+    try testing.expectEqual(@as(u64, 1), pair.primary.counters.released);
+}
+
+test "data: the replica translates ack and TSecr; the primary releases on the replica's ack" {
+    var pair: Pair = .{};
+    try pair.init();
+    defer pair.deinit();
+    const shift: u32 = 0xf000_0000; // wraps around 2^32
+    const ts_shift: u32 = 12345;
+    try pair.handshake(shift, ts_shift);
+    pair.p_rec.clear();
+    pair.r_rec.clear();
+    pair.client(&fixtures.data, 60);
+    try testing.expectEqual(@as(usize, 0), pair.p_rec.to_nf.items.len);
+    try testing.expectEqual(@as(usize, 1), pair.r_rec.to_nf.items.len);
+    const in = pair.r_rec.to_nf.items[0];
+    const p = try packet.parse(in);
+    const orig = try packet.parse(&fixtures.data);
+    // ack moves into the replica's space (clamped to what its NF sent: its SYN only).
+    try testing.expectEqual(orig.ack +% shift, p.ack);
+    const ts = p.options.timestamp_offset.?;
+    const orig_ts = orig.options.timestamp_offset.?;
+    try testing.expectEqual(std.mem.readInt(u32, fixtures.data[orig_ts + 4 ..][0..4], .big) +% ts_shift, std.mem.readInt(u32, in[ts + 4 ..][0..4], .big));
+    try testing.expect(packet.checksumsValid(in, p));
+    try testing.expectEqualSlices(u8, &pair.replica.config.nf_mac, in[0..6]);
+    // The replica's NF acks the 13 bytes; the primary releases them.
+    var buf: [frame_bytes_max]u8 = undefined;
+    const ack_frame = copyFrame(&buf, &fixtures.syn_ack);
+    const q = try packet.parse(ack_frame);
+    packet.translate(ack_frame, q, .{ .seq_delta = shift +% 1, .ack_delta = 13, .tsval_delta = ts_shift });
+    ack_frame[q.tcp_offset + 13] = packet.flag_ack;
+    packet.tcpChecksumRecompute(ack_frame, q);
+    pair.replica.innerFrame(ack_frame, 70);
+    pair.replica.flushReports();
+    pair.deliverPeers(80);
+    try testing.expectEqual(@as(usize, 1), pair.p_rec.to_nf.items.len);
+    try testing.expectEqualSlices(u8, fixtures.data[14..], pair.p_rec.to_nf.items[0][14..]);
+}
+
+test "takeover: silence promotes the replica, which translates its output into the old space" {
+    var pair: Pair = .{};
+    try pair.init();
+    defer pair.deinit();
+    const shift: u32 = 0x0123_4567;
+    const ts_shift: u32 = 99;
+    try pair.handshake(shift, ts_shift);
+    pair.client(&fixtures.data, 60);
+    pair.r_rec.clear();
+    const interval = @as(u64, pair.replica.config.heartbeat_us) * std.time.ns_per_us;
+    var now: u64 = 100;
+    // The primary goes silent; the replica promotes after miss_threshold intervals.
+    while (pair.replica.role == .replica) : (now += interval) {
+        pair.replica.tick(now);
+        try testing.expect(now < 100 + interval * (pair.replica.config.miss_threshold + 3));
+    }
+    try testing.expectEqual(Role.primary, pair.replica.role);
+    try testing.expect(pair.replica.epoch > pair.primary.epoch);
+    try testing.expectEqual(@as(u64, 1), pair.replica.counters.kicks);
+    // A gratuitous ARP went out, and a kick (one old byte) went to the NF.
+    try testing.expectEqual(@as(usize, 1), pair.r_rec.to_client.items.len);
+    const kick = try packet.parse(pair.r_rec.to_nf.items[pair.r_rec.to_nf.items.len - 1]);
+    try testing.expectEqual(@as(u16, 1), kick.payload_len);
+    // Its NF's output now reaches the client in the old primary's space.
+    var buf: [frame_bytes_max]u8 = undefined;
+    const frame = copyFrame(&buf, &fixtures.syn_ack);
+    const q = try packet.parse(frame);
+    packet.translate(frame, q, .{ .seq_delta = shift +% 1, .ack_delta = 13, .tsval_delta = ts_shift + 5 });
+    frame[q.tcp_offset + 13] = packet.flag_ack;
+    packet.tcpChecksumRecompute(frame, q);
+    pair.replica.innerFrame(frame, now);
+    const out = pair.r_rec.to_client.items[pair.r_rec.to_client.items.len - 1];
+    const o = try packet.parse(out);
+    const orig = try packet.parse(&fixtures.syn_ack);
+    try testing.expectEqual(orig.seq +% 1, o.seq);
+    try testing.expectEqual(orig.ack +% 13, o.ack);
+    try testing.expectEqual(std.mem.readInt(u32, fixtures.syn_ack[orig.options.timestamp_offset.?..][0..4], .big) +% 5, std.mem.readInt(u32, out[o.options.timestamp_offset.?..][0..4], .big));
+    try testing.expect(packet.checksumsValid(out, o));
+    // The old primary hears the new epoch and is fenced: it never emits again.
+    pair.deliverPeers(now);
+    pair.p_rec.clear();
+    pair.primary.innerFrame(copyFrame(&buf, &fixtures.syn_ack), now);
+    try testing.expectEqual(Role.fenced, pair.primary.role);
+    try testing.expectEqual(@as(usize, 0), pair.p_rec.to_client.items.len);
+}
+
+test "a dead replica stops holding the primary" {
+    var pair: Pair = .{};
+    try pair.init();
+    defer pair.deinit();
+    try pair.handshake(5, 5);
+    pair.p_rec.clear();
+    pair.client(&fixtures.data, 60);
+    try testing.expectEqual(@as(usize, 0), pair.p_rec.to_nf.items.len);
+    const interval = @as(u64, pair.primary.config.heartbeat_us) * std.time.ns_per_us;
+    pair.primary.tick(interval * (pair.primary.config.miss_threshold + 2));
+    try testing.expectEqual(@as(usize, 1), pair.p_rec.to_nf.items.len);
+    try testing.expectEqual(@as(u64, 1), pair.primary.counters.replicas_dropped);
+}
+
+test "the replica clamps acks to what its NF sent and acks the rest when the NF catches up" {
+    var pair: Pair = .{};
+    try pair.init();
+    defer pair.deinit();
+    try pair.handshake(0, 0);
+    pair.r_rec.clear();
+    // The client acks 100 bytes of server data the replica's NF has not produced yet.
+    var buf: [frame_bytes_max]u8 = undefined;
+    const frame = copyFrame(&buf, &fixtures.data);
+    const p = try packet.parse(frame);
+    packet.translate(frame, p, .{ .ack_delta = 100 });
+    pair.replica.outerFrame(frame, 60);
+    const in = try packet.parse(pair.r_rec.to_nf.items[0]);
+    try testing.expectEqual((try packet.parse(&fixtures.data)).ack, in.ack); // clamped to its SYN-ACK's end
+    try testing.expectEqual(@as(u64, 1), pair.replica.counters.acks_clamped_in);
+    // Its NF now sends 100 bytes (as seen leaving it): a synthetic ACK follows at once.
+    var data_buf: [frame_bytes_max]u8 = undefined;
+    const data_out = buildServerData(&data_buf, 100);
+    pair.replica.innerFrame(data_out, 70);
+    try testing.expectEqual(@as(u64, 1), pair.replica.counters.synthetic_acks);
+    const synthetic = try packet.parse(pair.r_rec.to_nf.items[pair.r_rec.to_nf.items.len - 1]);
+    try testing.expectEqual(in.ack +% 100, synthetic.ack);
+    try testing.expectEqual(@as(u16, 0), synthetic.payload_len);
+    try testing.expect(packet.checksumsValid(pair.r_rec.to_nf.items[pair.r_rec.to_nf.items.len - 1], synthetic));
+}
+
+/// A server->client segment of `len` bytes right after the fixture SYN-ACK.
+fn buildServerData(buf: []u8, len: u16) []u8 {
+    const base = fixtures.syn_ack;
+    const orig = packet.parse(&base) catch unreachable;
+    const total = base.len + len;
+    @memcpy(buf[0..base.len], &base);
+    @memset(buf[base.len..total], 'x');
+    const frame = buf[0..total];
+    const ip = packet.ethernet_header_len;
+    std.mem.writeInt(u16, frame[ip + 2 ..][0..2], @intCast(total - ip), .big);
+    std.mem.writeInt(u16, frame[ip + 10 ..][0..2], 0, .big);
+    std.mem.writeInt(u16, frame[ip + 10 ..][0..2], ~packet.fold(packet.sumWords(0, frame[ip .. ip + 20])), .big);
+    std.mem.writeInt(u32, frame[orig.tcp_offset + 4 ..][0..4], orig.seq +% 1, .big);
+    frame[orig.tcp_offset + 13] = packet.flag_ack;
+    const q = packet.parse(frame) catch unreachable;
+    packet.tcpChecksumRecompute(frame, q);
+    return frame;
+}
+
+test "ARP for the VIP is answered by the primary only, with the virtual MAC" {
+    var pair: Pair = .{};
+    try pair.init();
+    defer pair.deinit();
+    var request: [42]u8 = undefined;
+    @memset(request[0..6], 0xff);
+    const client_mac: Mac = .{ 0x5a, 1, 2, 3, 4, 5 };
+    @memcpy(request[6..12], &client_mac);
+    fillArp(&request, 1, client_mac, .{ 10, 78, 0, 1 }, @splat(0), .{ 10, 78, 0, 2 });
+    pair.client(&request, 5);
+    try testing.expectEqual(@as(usize, 1), pair.p_rec.to_client.items.len);
+    try testing.expectEqual(@as(usize, 0), pair.r_rec.to_client.items.len);
+    const reply = pair.p_rec.to_client.items[0];
+    try testing.expectEqualSlices(u8, &client_mac, reply[0..6]);
+    try testing.expectEqual(@as(u16, 2), std.mem.readInt(u16, reply[20..22], .big));
+    try testing.expectEqualSlices(u8, &pair.primary.config.virtual_mac, reply[22..28]);
+}
+
+test "seqLt wraps; epochs grow and carry the node id" {
+    try testing.expect(seqLt(0xffff_fff0, 5));
+    try testing.expect(!seqLt(5, 0xffff_fff0));
+    try testing.expect(!seqLt(7, 7));
+    try testing.expectEqual(@as(u32, 18), epochNext(0, 2));
+    try testing.expectEqual(@as(u32, 35), epochNext(18, 3));
+}

@@ -1,0 +1,134 @@
+//! The replication channel between agents: UDP datagrams on the nodes'
+//! own addresses. No reliability of its own, on purpose: a lost report only
+//! delays a release (the next report is cumulative), a lost heartbeat is one
+//! of `miss_threshold`, and a lost conn_open is repeated while the replica's
+//! reports for that connection say it is still unmapped.
+const std = @import("std");
+const assert = std.debug.assert;
+
+pub const magic: u16 = 0x5248; // "RH"
+pub const version: u8 = 1;
+/// Largest datagram we send: stays below any lab or LAN MTU.
+pub const datagram_bytes_max = 1400;
+
+pub const Kind = enum(u8) { heartbeat = 1, conn_open = 2, rcv_report = 3, fail_request = 4, _ };
+pub const Role = enum(u8) { replica = 0, primary = 1, failed = 2, fenced = 3, _ };
+
+pub const Header = struct {
+    kind: Kind,
+    sender: u8,
+    role: Role,
+    primary: u8,
+    count: u8,
+    epoch: u32,
+};
+pub const header_bytes = 12;
+
+/// A connection's identity as every node sees it: the client's address and
+/// port and the VIP's port (the VIP itself is the same everywhere).
+pub const Key = u64;
+
+pub fn key(client_ip: u32, client_port: u16, vip_port: u16) Key {
+    return @as(u64, client_ip) << 32 | @as(u64, client_port) << 16 | vip_port;
+}
+
+/// Primary -> replicas: the primary's initial sequence number and TSval for a
+/// connection, so replicas translate their NF's sequence space into it.
+pub const ConnOpen = struct { conn: Key, isn: u32, tsval: u32, has_ts: bool };
+pub const conn_open_bytes = 20;
+
+/// Replica -> primary: how far its NF's stack acknowledged the client's bytes.
+pub const Report = struct { conn: Key, rcv_nxt: u32 };
+pub const report_bytes = 12;
+pub const reports_max = (datagram_bytes_max - header_bytes) / report_bytes;
+pub const conn_opens_max = (datagram_bytes_max - header_bytes) / conn_open_bytes;
+
+pub fn writeHeader(out: []u8, header: Header) void {
+    assert(out.len >= header_bytes);
+    std.mem.writeInt(u16, out[0..2], magic, .big);
+    out[2] = version;
+    out[3] = @backingInt(header.kind);
+    out[4] = header.sender;
+    out[5] = @backingInt(header.role);
+    out[6] = header.primary;
+    out[7] = header.count;
+    std.mem.writeInt(u32, out[8..12], header.epoch, .big);
+}
+
+pub const DecodeError = error{ TooShort, NotOurs, UnknownKind };
+
+pub fn readHeader(datagram: []const u8) DecodeError!Header {
+    if (datagram.len < header_bytes) return error.TooShort;
+    if (std.mem.readInt(u16, datagram[0..2], .big) != magic or datagram[2] != version) return error.NotOurs;
+    const header = Header{
+        .kind = @fromBackingInt(datagram[3]),
+        .sender = datagram[4],
+        .role = @fromBackingInt(datagram[5]),
+        .primary = datagram[6],
+        .count = datagram[7],
+        .epoch = std.mem.readInt(u32, datagram[8..12], .big),
+    };
+    const body: usize = switch (header.kind) {
+        .heartbeat, .fail_request => 0,
+        .conn_open => @as(usize, header.count) * conn_open_bytes,
+        .rcv_report => @as(usize, header.count) * report_bytes,
+        _ => return error.UnknownKind,
+    };
+    if (datagram.len < header_bytes + body) return error.TooShort;
+    return header;
+}
+
+pub fn writeConnOpen(out: []u8, index: usize, item: ConnOpen) void {
+    const at = header_bytes + index * conn_open_bytes;
+    const slot = out[at..][0..conn_open_bytes];
+    std.mem.writeInt(u64, slot[0..8], item.conn, .big);
+    std.mem.writeInt(u32, slot[8..12], item.isn, .big);
+    std.mem.writeInt(u32, slot[12..16], item.tsval, .big);
+    slot[16] = @intFromBool(item.has_ts);
+    @memset(slot[17..20], 0);
+}
+
+pub fn readConnOpen(datagram: []const u8, index: usize) ConnOpen {
+    const slot = datagram[header_bytes + index * conn_open_bytes ..][0..conn_open_bytes];
+    return .{
+        .conn = std.mem.readInt(u64, slot[0..8], .big),
+        .isn = std.mem.readInt(u32, slot[8..12], .big),
+        .tsval = std.mem.readInt(u32, slot[12..16], .big),
+        .has_ts = slot[16] != 0,
+    };
+}
+
+pub fn writeReport(out: []u8, index: usize, item: Report) void {
+    const slot = out[header_bytes + index * report_bytes ..][0..report_bytes];
+    std.mem.writeInt(u64, slot[0..8], item.conn, .big);
+    std.mem.writeInt(u32, slot[8..12], item.rcv_nxt, .big);
+}
+
+pub fn readReport(datagram: []const u8, index: usize) Report {
+    const slot = datagram[header_bytes + index * report_bytes ..][0..report_bytes];
+    return .{ .conn = std.mem.readInt(u64, slot[0..8], .big), .rcv_nxt = std.mem.readInt(u32, slot[8..12], .big) };
+}
+
+test "messages round-trip; short, foreign and unknown datagrams are refused" {
+    var buf: [datagram_bytes_max]u8 = undefined;
+    writeHeader(&buf, .{ .kind = .rcv_report, .sender = 2, .role = .replica, .primary = 1, .count = 2, .epoch = 33 });
+    const k = key(0x0a4d0002, 40000, 7000);
+    writeReport(&buf, 0, .{ .conn = k, .rcv_nxt = 0xfffffff0 });
+    writeReport(&buf, 1, .{ .conn = k + 1, .rcv_nxt = 5 });
+    const header = try readHeader(buf[0 .. header_bytes + 2 * report_bytes]);
+    try std.testing.expectEqual(Kind.rcv_report, header.kind);
+    try std.testing.expectEqual(@as(u32, 33), header.epoch);
+    try std.testing.expectEqual(@as(u32, 0xfffffff0), readReport(&buf, 0).rcv_nxt);
+    try std.testing.expectEqual(k + 1, readReport(&buf, 1).conn);
+    try std.testing.expectError(error.TooShort, readHeader(buf[0 .. header_bytes + report_bytes]));
+    writeHeader(&buf, .{ .kind = .conn_open, .sender = 1, .role = .primary, .primary = 1, .count = 1, .epoch = 17 });
+    writeConnOpen(&buf, 0, .{ .conn = k, .isn = 12345, .tsval = 999, .has_ts = true });
+    const open = readConnOpen(&buf, 0);
+    try std.testing.expectEqual(@as(u32, 12345), open.isn);
+    try std.testing.expect(open.has_ts);
+    buf[0] = 'X';
+    try std.testing.expectError(error.NotOurs, readHeader(&buf));
+    writeHeader(&buf, .{ .kind = @fromBackingInt(99), .sender = 1, .role = .primary, .primary = 1, .count = 0, .epoch = 1 });
+    try std.testing.expectError(error.UnknownKind, readHeader(&buf));
+    try std.testing.expect(reports_max >= 100);
+}
