@@ -11,7 +11,11 @@ test {
     _ = @import("pecker/trace_format.zig");
     _ = @import("ha/packet.zig");
     _ = @import("ha/bpf_loader.zig");
+    _ = @import("ha/xsk.zig");
+    _ = @import("ha/xdp_redirect.zig");
+    _ = @import("ha/forwarder.zig");
     _ = @import("ha/agent/config.zig");
     _ = @import("ha/agent/wire.zig");
     _ = @import("ha/agent/datapath.zig");
+    _ = @import("ha/agent/agent.zig");
 }

@@ -1,30 +1,424 @@
-//! The `ha` agent of one node: placeholder until the packet loop lands.
+//! The `ha` agent of one node: two AF_XDP sockets (the node's outer
+//! interface, where the client's frames for the VIP arrive, and the agent's
+//! end of the NF's veth), the replication channel (UDP on the node's own
+//! address) and one native thread that feeds all of it to the datapath.
+//!
+//! Why one thread: the datapath's tables then need no locks, and on a small
+//! machine a second packet thread would only compete with the NF it serves.
+//! The thread sleeps in ppoll (need_wakeup, no busy loop) with a timeout of
+//! half a heartbeat interval, which is also the resolution of failure
+//! detection. TypeScript reads a status snapshot the thread publishes under
+//! a spin lock every few milliseconds; it never touches the datapath.
 const std = @import("std");
+const linux = std.os.linux;
+const assert = std.debug.assert;
 const config_mod = @import("config.zig");
+const datapath_mod = @import("datapath.zig");
+const wire = @import("wire.zig");
+const xsk = @import("../xsk.zig");
+const xdp_redirect = @import("../xdp_redirect.zig");
+const bpf_loader = @import("../bpf_loader.zig");
 
 pub const Error = error{ NotSupported, InvalidConfig, PermissionDenied, InterfaceNotFound, Busy, SystemResources, Unexpected };
 
+const batch_max = 64;
+const snapshot_interval_ns: u64 = 2 * std.time.ns_per_ms;
+
+const Snapshot = struct {
+    role: wire.Role = .replica,
+    epoch: u32 = 0,
+    primary_id: u8 = 0,
+    peers: [config_mod.peers_max]datapath_mod.Peer = undefined,
+    connections: u32 = 0,
+    held: u32 = 0,
+    counters: datapath_mod.Counters = .{},
+    takeover_unix_ms: f64 = 0,
+    takeover_detect_ms: f64 = 0,
+    uptime_ms: f64 = 0,
+    loop_errno: u32 = 0,
+    tx_drops: u64 = 0,
+    kernel_drops: u64 = 0,
+};
+
 pub const Agent = struct {
     config: config_mod.Config,
+    outer: xsk.Socket,
+    inner: xsk.Socket,
+    outer_redirect: xdp_redirect.Redirect,
+    inner_redirect: xdp_redirect.Redirect,
+    udp_fd: linux.fd_t,
+    wake_fd: linux.fd_t,
+    thread: std.Thread,
+    stop_requested: std.atomic.Value(bool) = .init(false),
+    fail_requested: std.atomic.Value(bool) = .init(false),
+    dp: *datapath_mod.Datapath,
+    lock: std.atomic.Mutex = .unlocked,
+    snapshot: Snapshot = .{},
+    tx_drops: u64 = 0,
+    loop_errno: u32 = 0,
 
+    /// Opens everything and starts the packet thread. `why` names what failed.
     pub fn start(config: config_mod.Config, why: *[]const u8) Error!*Agent {
-        _ = config;
-        why.* = "the agent's packet loop is not built yet";
-        return error.NotSupported;
+        const allocator = std.heap.page_allocator;
+        const self = allocator.create(Agent) catch return error.SystemResources;
+        errdefer allocator.destroy(self);
+        self.* = .{
+            .config = config,
+            .outer = undefined,
+            .inner = undefined,
+            .outer_redirect = undefined,
+            .inner_redirect = undefined,
+            .udp_fd = -1,
+            .wake_fd = -1,
+            .thread = undefined,
+            .dp = undefined,
+        };
+        const options = xsk.Options{};
+        self.outer = xsk.Socket.open(config.outer_ifindex, options) catch |err| {
+            why.* = "cannot open the AF_XDP socket on the outer interface";
+            return xskError(err);
+        };
+        errdefer self.outer.close();
+        self.inner = xsk.Socket.open(config.inner_ifindex, options) catch |err| {
+            why.* = "cannot open the AF_XDP socket on the NF's veth";
+            return xskError(err);
+        };
+        errdefer self.inner.close();
+        const mode: bpf_loader.AttachMode = switch (config.xdp_mode) {
+            .native => .native,
+            .generic => .generic,
+        };
+        const vip_be = std.mem.readInt(u32, &config.vip, .native);
+        var log: [512]u8 = @splat(0);
+        self.outer_redirect = xdp_redirect.Redirect.attach(config.outer_ifindex, mode, .to_vip, vip_be, self.outer.fd(), &log) catch |err| {
+            why.* = "cannot attach the XDP program to the outer interface";
+            return loaderError(err);
+        };
+        errdefer self.outer_redirect.detach();
+        self.inner_redirect = xdp_redirect.Redirect.attach(config.inner_ifindex, mode, .from_vip, vip_be, self.inner.fd(), &log) catch |err| {
+            why.* = "cannot attach the XDP program to the NF's veth";
+            return loaderError(err);
+        };
+        errdefer self.inner_redirect.detach();
+        self.udp_fd = openControlSocket(config, why) catch |err| return err;
+        errdefer _ = linux.close(self.udp_fd);
+        const efd = linux.eventfd(0, linux.EFD.CLOEXEC | linux.EFD.NONBLOCK);
+        if (linux.errno(efd) != .SUCCESS) {
+            why.* = "cannot create an eventfd";
+            return error.SystemResources;
+        }
+        self.wake_fd = @intCast(efd);
+        errdefer _ = linux.close(self.wake_fd);
+        self.dp = datapath_mod.Datapath.init(allocator, config, self.sink(), monotonicNs()) catch {
+            why.* = "cannot allocate the connection table";
+            return error.SystemResources;
+        };
+        errdefer self.dp.deinit(allocator);
+        self.publish(monotonicNs());
+        self.thread = std.Thread.spawn(.{ .stack_size = 1024 * 1024 }, run, .{self}) catch {
+            why.* = "cannot start the packet thread";
+            return error.SystemResources;
+        };
+        return self;
+    }
+
+    /// Stops the thread, detaches the programs, closes and frees everything.
+    pub fn stop(self: *Agent) void {
+        self.stop_requested.store(true, .release);
+        self.wake();
+        self.thread.join();
+        // Programs first: from here on the kernel gets every frame again.
+        self.outer_redirect.detach();
+        self.inner_redirect.detach();
+        self.outer.close();
+        self.inner.close();
+        _ = linux.close(self.udp_fd);
+        _ = linux.close(self.wake_fd);
+        self.dp.deinit(std.heap.page_allocator);
+        std.heap.page_allocator.destroy(self);
+    }
+
+    /// `ha fail`: a primary fails itself; a replica asks its primary to.
+    pub fn fail(self: *Agent) void {
+        self.fail_requested.store(true, .release);
+        self.wake();
+    }
+
+    fn wake(self: *Agent) void {
+        const one: u64 = 1;
+        _ = linux.write(self.wake_fd, std.mem.asBytes(&one), @sizeOf(u64));
+    }
+
+    fn sink(self: *Agent) datapath_mod.Sink {
+        return .{ .ctx = self, .to_nf = toNf, .to_client = toClient, .to_peer = toPeer };
+    }
+
+    fn toNf(ctx: *anyopaque, frame: []const u8) void {
+        const self: *Agent = @ptrCast(@alignCast(ctx));
+        sendFrame(self, &self.inner, frame);
+    }
+
+    fn toClient(ctx: *anyopaque, frame: []const u8) void {
+        const self: *Agent = @ptrCast(@alignCast(ctx));
+        sendFrame(self, &self.outer, frame);
+    }
+
+    fn sendFrame(self: *Agent, socket: *xsk.Socket, frame: []const u8) void {
+        socket.send(frame) catch {
+            socket.flush();
+            socket.send(frame) catch {
+                self.tx_drops += 1;
+            };
+        };
+    }
+
+    fn toPeer(ctx: *anyopaque, peer: u8, datagram: []const u8) void {
+        const self: *Agent = @ptrCast(@alignCast(ctx));
+        var address = linux.sockaddr.in{
+            .port = std.mem.nativeToBig(u16, self.config.control_port),
+            .addr = std.mem.readInt(u32, &self.config.peers[peer], .native),
+        };
+        _ = linux.sendto(self.udp_fd, datagram.ptr, datagram.len, linux.MSG.DONTWAIT, @ptrCast(&address), @sizeOf(linux.sockaddr.in));
+    }
+
+    /// Copies the datapath's state for `status` (called on the packet thread).
+    fn publish(self: *Agent, now: u64) void {
+        const dp = self.dp;
+        var s: Snapshot = .{
+            .role = dp.role,
+            .epoch = dp.epoch,
+            .primary_id = dp.primary_id,
+            .peers = dp.peers,
+            .connections = dp.connectionCount(),
+            .held = dp.heldCount(),
+            .counters = dp.counters,
+            .uptime_ms = nsToMs(now -% dp.started_ns),
+            .loop_errno = self.loop_errno,
+            .tx_drops = self.tx_drops,
+            .kernel_drops = kernelDrops(&self.outer) + kernelDrops(&self.inner),
+        };
+        if (dp.takeover_at_ns != 0) {
+            s.takeover_unix_ms = nsToMs(realtimeNs() -% (now -% dp.takeover_at_ns));
+            s.takeover_detect_ms = nsToMs(dp.takeover_detect_ns);
+        }
+        while (!self.lock.tryLock()) std.atomic.spinLoopHint();
+        self.snapshot = s;
+        self.lock.unlock();
     }
 
     /// Writes the status JSON object into `out`; returns its length.
     pub fn status(self: *Agent, out: []u8) error{BufferTooSmall}!usize {
-        _ = self;
-        _ = out;
-        return error.BufferTooSmall;
-    }
-
-    pub fn fail(self: *Agent) void {
-        _ = self;
-    }
-
-    pub fn stop(self: *Agent) void {
-        _ = self;
+        while (!self.lock.tryLock()) std.atomic.spinLoopHint();
+        const s = self.snapshot;
+        self.lock.unlock();
+        var w = Writer{ .out = out };
+        w.print("{{\"id\":{d},\"role\":\"{s}\",\"epoch\":{d},\"primary_id\":{d},\"uptime_ms\":{d:.1},\"peers\":[", .{
+            self.config.id, roleName(s.role), s.epoch, s.primary_id, s.uptime_ms,
+        });
+        const now = monotonicNs();
+        for (s.peers[0..self.config.peer_count], 0..) |p, i| {
+            const a = p.addr;
+            w.print("{s}{{\"id\":{d},\"addr\":\"{d}.{d}.{d}.{d}\",\"alive\":{},\"heard\":{},\"last_heard_ms\":{d:.3},\"role\":\"{s}\",\"epoch\":{d}}}", .{
+                if (i == 0) "" else ",", p.id,     a[0], a[1], a[2], a[3], p.alive, p.heard,
+                if (p.heard) nsToMs(now -% p.last_heard_ns) else -1.0, roleName(p.role), p.epoch,
+            });
+        }
+        w.print("],\"connections\":{d},\"held_segments\":{d},\"takeover\":", .{ s.connections, s.held });
+        if (s.takeover_unix_ms != 0) {
+            w.print("{{\"at_unix_ms\":{d:.3},\"detect_ms\":{d:.3}}}", .{ s.takeover_unix_ms, s.takeover_detect_ms });
+        } else w.print("null", .{});
+        w.print(",\"loop_errno\":{d},\"counters\":{{", .{s.loop_errno});
+        inline for (@typeInfo(datapath_mod.Counters).@"struct".field_names, 0..) |name, i| {
+            w.print("{s}\"{s}\":{d}", .{ if (i == 0) "" else ",", name, @field(s.counters, name) });
+        }
+        w.print(",\"tx_drops\":{d},\"kernel_drops\":{d}}}}}", .{ s.tx_drops, s.kernel_drops });
+        if (w.overflow) return error.BufferTooSmall;
+        return w.len;
     }
 };
+
+const Writer = struct {
+    out: []u8,
+    len: usize = 0,
+    overflow: bool = false,
+
+    fn print(self: *Writer, comptime format: []const u8, args: anytype) void {
+        if (self.overflow) return;
+        const written = std.fmt.bufPrint(self.out[self.len..], format, args) catch {
+            self.overflow = true;
+            return;
+        };
+        self.len += written.len;
+    }
+};
+
+fn roleName(role: wire.Role) []const u8 {
+    return switch (role) {
+        .replica => "replica",
+        .primary => "primary",
+        .failed => "failed",
+        .fenced => "fenced",
+        _ => "unknown",
+    };
+}
+
+fn run(self: *Agent) void {
+    var frames: [batch_max]xsk.Frame = undefined;
+    var fds = [4]linux.pollfd{
+        .{ .fd = self.outer.fd(), .events = linux.POLL.IN, .revents = 0 },
+        .{ .fd = self.inner.fd(), .events = linux.POLL.IN, .revents = 0 },
+        .{ .fd = self.udp_fd, .events = linux.POLL.IN, .revents = 0 },
+        .{ .fd = self.wake_fd, .events = linux.POLL.IN, .revents = 0 },
+    };
+    const half_interval_ns = @as(u64, self.config.heartbeat_us) * std.time.ns_per_us / 2;
+    var last_publish: u64 = 0;
+    while (!self.stop_requested.load(.acquire)) {
+        const backlog = self.outer.txPending() > 0 or self.inner.txPending() > 0;
+        var timeout = linux.timespec{ .sec = 0, .nsec = if (backlog) 0 else @intCast(half_interval_ns) };
+        const rc = linux.ppoll(&fds, fds.len, &timeout, null);
+        switch (linux.errno(rc)) {
+            .SUCCESS => {},
+            .INTR => continue,
+            else => |errno| {
+                self.loop_errno = @backingInt(errno);
+                break;
+            },
+        }
+        if (fds[3].revents & linux.POLL.IN != 0) {
+            var value: u64 = 0;
+            _ = linux.read(self.wake_fd, std.mem.asBytes(&value), @sizeOf(u64));
+        }
+        const now = monotonicNs();
+        if (self.fail_requested.swap(false, .acq_rel)) self.dp.requestFail();
+        receiveFrames(self, &self.outer, &frames, .outer, now);
+        receiveFrames(self, &self.inner, &frames, .inner, now);
+        receiveDatagrams(self, now);
+        self.dp.tick(now);
+        self.dp.flushReports();
+        self.outer.flush();
+        self.inner.flush();
+        if (now -% last_publish >= snapshot_interval_ns) {
+            last_publish = now;
+            self.publish(now);
+        }
+    }
+    self.publish(monotonicNs());
+}
+
+const Side = enum { outer, inner };
+
+fn receiveFrames(self: *Agent, socket: *xsk.Socket, frames: *[batch_max]xsk.Frame, side: Side, now: u64) void {
+    const count = socket.receive(frames);
+    if (count == 0) return;
+    for (frames[0..count]) |frame| {
+        const bytes = socket.frameBytes(frame);
+        switch (side) {
+            .outer => self.dp.outerFrame(bytes, now),
+            .inner => self.dp.innerFrame(bytes, now),
+        }
+    }
+    socket.recycle(frames[0..count]);
+}
+
+fn receiveDatagrams(self: *Agent, now: u64) void {
+    var buf: [2048]u8 = undefined;
+    var round: u32 = 0;
+    while (round < 256) : (round += 1) {
+        var from: linux.sockaddr.in = undefined;
+        var from_len: linux.socklen_t = @sizeOf(linux.sockaddr.in);
+        const rc = linux.recvfrom(self.udp_fd, &buf, buf.len, linux.MSG.DONTWAIT, @ptrCast(&from), &from_len);
+        if (linux.errno(rc) != .SUCCESS) return;
+        const addr: [4]u8 = @bitCast(from.addr);
+        const peer = for (self.config.peerSlice(), 0..) |p, i| {
+            if (std.mem.eql(u8, &p, &addr)) break i;
+        } else continue; // not a configured peer: ignore
+        self.dp.controlDatagram(@intCast(peer), buf[0..rc], now);
+    }
+}
+
+fn openControlSocket(config: config_mod.Config, why: *[]const u8) Error!linux.fd_t {
+    const rc = linux.socket(linux.AF.INET, linux.SOCK.DGRAM | linux.SOCK.CLOEXEC | linux.SOCK.NONBLOCK, 0);
+    if (linux.errno(rc) != .SUCCESS) {
+        why.* = "cannot open the replication socket";
+        return error.SystemResources;
+    }
+    const fd: linux.fd_t = @intCast(rc);
+    errdefer _ = linux.close(fd);
+    // Heartbeats must not wait behind a burst of reports: keep room.
+    const buffer_bytes: u32 = 4 * 1024 * 1024;
+    _ = linux.setsockopt(fd, linux.SOL.SOCKET, linux.SO.RCVBUF, std.mem.asBytes(&buffer_bytes), 4);
+    // The highest priority band of the default qdisc, for the same reason.
+    const priority: u32 = 6;
+    _ = linux.setsockopt(fd, linux.SOL.SOCKET, linux.SO.PRIORITY, std.mem.asBytes(&priority), 4);
+    var address = linux.sockaddr.in{
+        .port = std.mem.nativeToBig(u16, config.control_port),
+        .addr = std.mem.readInt(u32, &config.node_addr, .native),
+    };
+    const bound = linux.bind(fd, @ptrCast(&address), @sizeOf(linux.sockaddr.in));
+    switch (linux.errno(bound)) {
+        .SUCCESS => return fd,
+        .ADDRINUSE => {
+            why.* = "the replication port is in use on this node (another agent runs here?)";
+            return error.Busy;
+        },
+        .ADDRNOTAVAIL => {
+            why.* = "the node address is not on any interface of this namespace";
+            return error.InvalidConfig;
+        },
+        .ACCES, .PERM => {
+            why.* = "cannot bind the replication port";
+            return error.PermissionDenied;
+        },
+        else => {
+            why.* = "cannot bind the replication socket";
+            return error.Unexpected;
+        },
+    }
+}
+
+fn kernelDrops(socket: *const xsk.Socket) u64 {
+    const s = socket.statistics() catch return 0;
+    return s.rx_dropped + s.rx_ring_full + s.rx_fill_ring_empty_descs;
+}
+
+fn xskError(err: xsk.Error) Error {
+    return switch (err) {
+        error.PermissionDenied => error.PermissionDenied,
+        error.NotSupported => error.NotSupported,
+        error.InterfaceNotFound => error.InterfaceNotFound,
+        error.Busy => error.Busy,
+        error.SystemResources => error.SystemResources,
+        else => error.Unexpected,
+    };
+}
+
+fn loaderError(err: bpf_loader.Error) Error {
+    return switch (err) {
+        error.PermissionDenied => error.PermissionDenied,
+        error.NotSupported, error.ProgramRejected => error.NotSupported,
+        error.InterfaceNotFound => error.InterfaceNotFound,
+        error.Busy => error.Busy,
+        error.SystemResources => error.SystemResources,
+        error.Unexpected => error.Unexpected,
+    };
+}
+
+fn monotonicNs() u64 {
+    var ts: linux.timespec = undefined;
+    _ = linux.clock_gettime(.MONOTONIC, &ts);
+    return @as(u64, @intCast(ts.sec)) * std.time.ns_per_s + @as(u64, @intCast(ts.nsec));
+}
+
+fn realtimeNs() u64 {
+    var ts: linux.timespec = undefined;
+    _ = linux.clock_gettime(.REALTIME, &ts);
+    return @as(u64, @intCast(ts.sec)) * std.time.ns_per_s + @as(u64, @intCast(ts.nsec));
+}
+
+fn nsToMs(ns: u64) f64 {
+    return @as(f64, @floatFromInt(ns)) / std.time.ns_per_ms;
+}
+
+test "every declaration compiles" {
+    std.testing.refAllDecls(Agent);
+}
