@@ -8,6 +8,9 @@ import { LAB_NAME_DEFAULT, labDown, labUp } from "../lib/ha/lab.ts";
 import { type NfMode, serveReferenceNf } from "../lib/ha/reference_nf.ts";
 import { runLoad } from "../lib/ha/load_client.ts";
 import { countFrames } from "../lib/ha/xdp_probe.ts";
+import { AGENT_USAGE, failCommand, statusCommand, upCommand } from "./_ha_agent.ts";
+import { benchCommand, DEMO_USAGE, demoCommand, latencyCommand } from "./_ha_demo.ts";
+import { formatLoadProgress } from "../lib/ha/child_output.ts";
 import { UsageError } from "../lib/errors.ts";
 import { dispatch, parse, positionals } from "./_args.ts";
 import { err, out, outJson } from "./_render.ts";
@@ -15,24 +18,46 @@ import { err, out, outJson } from "./_render.ts";
 const HELP = `reliab ha: transparent failover of live TCP connections
 
 Usage:
+  ${DEMO_USAGE.demo}
+  ${DEMO_USAGE.bench}
   reliab ha lab up [--nodes N] [--name NAME] [--json]
   reliab ha lab down [--name NAME]
 
 Commands:
+  demo       the whole story: a lab, an agent and the reference NF on every node,
+             verified streams on many connections, the primary killed mid-stream
+             (default sigkill), then the report; exit 0 only if every connection
+             survived with no reset and no byte lost, duplicated or corrupted
+  bench      direct path against HA with one replica: latency p50/p99,
+             throughput, CPU per MB, and the stall over N failovers (default 5)
   lab up     make the lab: a client, a switch and N nodes (default 3) as network
              namespaces; the switch floods the VIP's frames to every node
   lab down   remove everything the lab made; safe to run twice
 
+Node agent (run inside a node's namespace with 'ip netns exec NODE ./reliab ...'):
+  reliab ha up --id N --vip ADDR --iface IF --peers ADDR,ADDR,... [--primary]
+       [--heartbeat-ms X] [--miss N] [--xdp-mode native|generic] [--json] -- CMD [ARGS...]
+  ${AGENT_USAGE.status}
+  ${AGENT_USAGE.fail}
+
+  up         run CMD, unmodified, in its own namespace behind this node's agent,
+             in the foreground; SIGTERM stops it and removes what it made
+  status     role, epoch, peers and their health, connections, counters
+  fail       force a failover now: a primary fails itself, a replica asks the primary
+
 Test tools (run inside a lab namespace with 'ip netns exec NS ./reliab ...'):
   reliab ha nf --listen ADDR:PORT [--mode echo|kv]
-  reliab ha load --connect ADDR:PORT [--connections N] [--bytes N] [--seed N] [--json]
+  reliab ha load --connect ADDR:PORT [--connections N] [--bytes N] [--seed N]
+       [--progress-ms N] [--json]
+  ${DEMO_USAGE.latency}
   reliab ha xdp-count --iface IF [--mode generic|native] [--duration-ms N] [--json]`;
 
 const USAGE = {
   up: "reliab ha lab up [--nodes N] [--name NAME] [--json]",
   down: "reliab ha lab down [--name NAME]",
   nf: "reliab ha nf --listen ADDR:PORT [--mode echo|kv]",
-  load: "reliab ha load --connect ADDR:PORT [--connections N] [--bytes N] [--seed N] [--json]",
+  load:
+    "reliab ha load --connect ADDR:PORT [--connections N] [--bytes N] [--seed N] [--progress-ms N] [--json]",
   xdp: "reliab ha xdp-count --iface IF [--mode generic|native] [--duration-ms N] [--json]",
 } as const;
 
@@ -43,6 +68,12 @@ export async function haCommand(args: string[]): Promise<number> {
     nf: nfCommand,
     load: loadCommand,
     "xdp-count": xdpCountCommand,
+    up: upCommand,
+    status: statusCommand,
+    fail: failCommand,
+    demo: demoCommand,
+    bench: benchCommand,
+    latency: latencyCommand,
   });
 }
 
@@ -119,6 +150,7 @@ async function loadCommand(args: string[]): Promise<number> {
     connections: { type: "string" },
     bytes: { type: "string" },
     seed: { type: "string" },
+    "progress-ms": { type: "string" },
     json: { type: "boolean" },
   }, USAGE.load);
   if (values.help) return usage(USAGE.load);
@@ -130,6 +162,11 @@ async function loadCommand(args: string[]): Promise<number> {
     connections: integer(values.connections ?? "8", "--connections", USAGE.load),
     bytesPerConnection: integer(values.bytes ?? String(1024 * 1024), "--bytes", USAGE.load),
     seed: integer(values.seed ?? "1", "--seed", USAGE.load),
+    // Progress lines on stderr: how the demo knows when to kill the primary mid-stream.
+    ...(values["progress-ms"] === undefined ? {} : {
+      progressIntervalMs: integer(values["progress-ms"], "--progress-ms", USAGE.load),
+      onProgress: (p: Parameters<typeof formatLoadProgress>[0]) => err(formatLoadProgress(p)),
+    }),
   });
   if (values.json) {
     const { perConnection: _, ...summary } = report;

@@ -8,6 +8,7 @@
  */
 import { NativeLibraryError, ReliabError } from "./errors.ts";
 import { resolveNativeLibrary } from "./native_path.ts";
+import { type HaAgentStatus, parseAgentStatus } from "./ha/agent/status.ts";
 
 /** ABI version this module was written against (native/src/common/constants.zig). */
 export const ABI_VERSION = 1;
@@ -32,6 +33,21 @@ export const SYMBOLS = {
   },
   reliab_ha_xdpcounter_read: { parameters: ["u32", "buffer"], result: "i32" },
   reliab_ha_xdpcounter_destroy: { parameters: ["u32"], result: "i32" },
+  // Nonblocking: start maps two UMEMs and loads two programs; stop joins a thread.
+  reliab_ha_forwarder_start: {
+    parameters: ["buffer", "buffer", "buffer", "u32"],
+    result: "i32",
+    nonblocking: true,
+  },
+  reliab_ha_forwarder_stats: { parameters: ["u32", "buffer"], result: "i32" },
+  reliab_ha_forwarder_stop: { parameters: ["u32"], result: "i32", nonblocking: true },
+  reliab_ha_agent_start: {
+    parameters: ["buffer", "u32", "buffer", "buffer", "u32"],
+    result: "i32",
+  },
+  reliab_ha_agent_status: { parameters: ["u32", "buffer", "u32", "buffer"], result: "i32" },
+  reliab_ha_agent_fail: { parameters: ["u32"], result: "i32" },
+  reliab_ha_agent_stop: { parameters: ["u32"], result: "i32" },
 } as const satisfies Deno.ForeignLibraryInterface;
 
 type Library = Deno.DynamicLibrary<typeof SYMBOLS>;
@@ -126,7 +142,12 @@ export function native(): Library["symbols"] {
 }
 
 /** Struct sizes the TS decoders below assume, in the order of `Layout` in exports.zig. */
-const LAYOUT = { cpuid_registers: 16, perf_calibrate_options: 32 } as const;
+const LAYOUT = {
+  cpuid_registers: 16,
+  perf_calibrate_options: 32,
+  ha_forwarder_config: 64,
+  ha_forwarder_stats: 120,
+} as const;
 
 function checkLayout(opened: Library, path: string): void {
   const fields = Object.entries(LAYOUT);
@@ -430,5 +451,325 @@ export class XdpCounter {
 
   [Symbol.dispose](): void {
     this.close();
+  }
+}
+
+// ---------------------------------------------------------------- ha forwarder
+
+/** Ethernet addresses written into every frame sent out of one side ("aa:bb:cc:dd:ee:ff"). */
+export interface EthernetRewrite {
+  readonly dst: string;
+  readonly src: string;
+}
+
+/** Options of `HaForwarder.start`. */
+export interface HaForwarderOptions {
+  /** Client-side interface: its IPv4 TCP frames to the VIP (and ARP for it) go out of B. */
+  readonly aIfindex: number;
+  /** VIP-side interface: its IPv4 TCP frames from the VIP go out of A. */
+  readonly bIfindex: number;
+  /** The VIP, dotted IPv4. */
+  readonly vip: string;
+  /** Where the XDP programs run (default "native"). */
+  readonly mode?: XdpMode;
+  /** Addresses of frames sent out of B (toward the VIP's host). */
+  readonly toB: EthernetRewrite;
+  /** Addresses of frames sent out of A (toward the client). */
+  readonly toA: EthernetRewrite;
+  /** UMEM frame bytes (native default 2048). */
+  readonly frameSize?: 2048 | 4096;
+  /** UMEM frames per socket, half RX, half TX (native default 4096). */
+  readonly frameCount?: number;
+  /** Entries per ring, a power of two >= frameCount / 2 (native default 2048). */
+  readonly ringSize?: number;
+  /** Queue both sockets bind to (default 0). */
+  readonly queue?: number;
+}
+
+/** Counters of a running forwarder (ha/forwarder.zig Stats). */
+export interface HaForwarderStats {
+  readonly aToBFrames: bigint;
+  readonly aToBBytes: bigint;
+  readonly bToAFrames: bigint;
+  readonly bToABytes: bigint;
+  /** Frames dropped because the other side had no free TX frame. */
+  readonly txFullDrops: bigint;
+  /** Frames shorter than an Ethernet header. */
+  readonly runtDrops: bigint;
+  /** Frames the kernel dropped before socket A / B got them (XDP_STATISTICS). */
+  readonly aKernelDrops: bigint;
+  readonly bKernelDrops: bigint;
+  readonly polls: bigint;
+  /** sendto calls that kicked copy-mode TX. */
+  readonly kicks: bigint;
+  /** errno that ended the forwarding loop on its own; 0 while it runs. */
+  readonly loopErrno: number;
+  /** Parts of the kernel drops: rx ring full (the loop fell behind), fill ring empty. */
+  readonly aRxRingFull: bigint;
+  readonly aFillRingEmpty: bigint;
+  readonly bRxRingFull: bigint;
+  readonly bFillRingEmpty: bigint;
+}
+
+/**
+ * A native AF_XDP forwarder between two interfaces of this process's network
+ * namespace: a bump in the wire that moves a VIP's TCP frames (and ARP for
+ * it) from A to B and the VIP's answers from B to A, rewriting only the
+ * Ethernet addresses; all other frames pass to the kernel. It runs on its
+ * own native thread until closed; if the process dies, the kernel detaches
+ * its XDP programs (BPF links).
+ *
+ * @example
+ * ```ts
+ * await using fwd = await HaForwarder.start({
+ *   aIfindex: 2, bIfindex: 3, vip: "10.88.0.1",
+ *   toB: { dst: "02:88:00:00:00:01", src: "02:88:00:00:0b:00" },
+ *   toA: { dst: "02:88:00:00:00:02", src: "02:88:00:00:0a:00" },
+ * });
+ * console.log(fwd.stats().aToBFrames);
+ * ```
+ */
+export class HaForwarder {
+  /** Slot in the native forwarder table; undefined once closed. */
+  #slot: number | undefined;
+  #closing: Promise<void> | undefined;
+
+  private constructor(slot: number) {
+    this.#slot = slot;
+  }
+
+  /** Opens both sockets, attaches both programs and starts forwarding. */
+  static async start(options: HaForwarderOptions): Promise<HaForwarder> {
+    const mode = options.mode ?? "native";
+    const raw = new DataView(new ArrayBuffer(LAYOUT.ha_forwarder_config));
+    raw.setUint32(0, LAYOUT.ha_forwarder_config, true);
+    raw.setUint32(4, ifindexOption("aIfindex", options.aIfindex), true);
+    raw.setUint32(8, ifindexOption("bIfindex", options.bIfindex), true);
+    raw.setUint32(12, mode === "native" ? 1 : 0, true);
+    const bytes = new Uint8Array(raw.buffer);
+    bytes.set(ipv4Bytes(options.vip), 16);
+    raw.setUint32(20, sizeOption("queue", options.queue, 0, 255), true);
+    raw.setUint32(24, sizeOption("frameSize", options.frameSize, 2048, 4096), true);
+    raw.setUint32(28, sizeOption("frameCount", options.frameCount, 2, 1 << 16), true);
+    raw.setUint32(32, sizeOption("ringSize", options.ringSize, 1, 1 << 15), true);
+    bytes.set(macBytes(options.toB.dst), 40);
+    bytes.set(macBytes(options.toB.src), 46);
+    bytes.set(macBytes(options.toA.dst), 52);
+    bytes.set(macBytes(options.toA.src), 58);
+    const out = new Uint32Array(1);
+    const errBuf = new Uint8Array(ERROR_TEXT_BYTES);
+    // The buffers stay referenced here until the promise settles.
+    const code = await native().reliab_ha_forwarder_start(bytes, out, errBuf, errBuf.length);
+    check(
+      code,
+      `Cannot start the AF_XDP forwarder between interfaces ${options.aIfindex} and ${options.bIfindex} (${mode})`,
+      errorText(errBuf),
+    );
+    return new HaForwarder(out[0]!);
+  }
+
+  /** The forwarder's counters now. */
+  stats(): HaForwarderStats {
+    if (this.#slot === undefined) throw new RangeError("AF_XDP forwarder is closed");
+    const buf = new BigUint64Array(LAYOUT.ha_forwarder_stats / 8);
+    check(
+      native().reliab_ha_forwarder_stats(this.#slot, buf),
+      "Cannot read the forwarder's counters",
+    );
+    const at = (i: number) => buf[i]!;
+    return {
+      aToBFrames: at(0),
+      aToBBytes: at(1),
+      bToAFrames: at(2),
+      bToABytes: at(3),
+      txFullDrops: at(4),
+      runtDrops: at(5),
+      aKernelDrops: at(6),
+      bKernelDrops: at(7),
+      polls: at(8),
+      kicks: at(9),
+      loopErrno: Number(at(10)),
+      aRxRingFull: at(11),
+      aFillRingEmpty: at(12),
+      bRxRingFull: at(13),
+      bFillRingEmpty: at(14),
+    };
+  }
+
+  /** Stops forwarding, detaches both programs, closes both sockets; safe to call twice. */
+  close(): Promise<void> {
+    if (this.#closing !== undefined) return this.#closing;
+    const slot = this.#slot;
+    this.#slot = undefined;
+    this.#closing = slot === undefined ? Promise.resolve() : native()
+      .reliab_ha_forwarder_stop(slot)
+      .then((code) => check(code, "Cannot stop the AF_XDP forwarder"));
+    return this.#closing;
+  }
+
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.close();
+  }
+}
+
+function ifindexOption(name: string, value: number): number {
+  if (!Number.isInteger(value) || value <= 0 || value > 0xffffffff) {
+    throw new RangeError(`Invalid ${name} "${value}"`);
+  }
+  return value;
+}
+
+/** 0 (native default) when omitted. */
+function sizeOption(name: string, value: number | undefined, min: number, max: number): number {
+  if (value === undefined) return 0;
+  if (!Number.isInteger(value) || value < min || value > max) {
+    throw new RangeError(`Invalid forwarder ${name} "${value}": use ${min} to ${max}`);
+  }
+  return value;
+}
+
+function ipv4Bytes(text: string): Uint8Array {
+  const parts = text.split(".");
+  const bytes = parts.map((p) => /^\d{1,3}$/.test(p) ? Number(p) : NaN);
+  if (bytes.length !== 4 || bytes.some((b) => !(b >= 0 && b <= 255))) {
+    throw new RangeError(`Invalid IPv4 address "${text}"`);
+  }
+  return new Uint8Array(bytes);
+}
+
+function macBytes(text: string): Uint8Array {
+  if (!/^[0-9a-f]{2}(:[0-9a-f]{2}){5}$/i.test(text)) {
+    throw new RangeError(`Invalid MAC address "${text}"`);
+  }
+  return new Uint8Array(text.split(":").map((h) => parseInt(h, 16)));
+}
+
+// ---------------------------------------------------------------- ha agent
+
+export type { HaAgentStatus, HaPeerStatus, HaRole, HaTakeover } from "./ha/agent/status.ts";
+
+/**
+ * Configuration of the native agent, as the JSON object
+ * native/src/ha/agent/config.zig parses (its `Raw` struct: snake_case keys).
+ * Omitted optional fields take the native defaults.
+ */
+export interface HaAgentConfig {
+  /** Node id, 1..15, unique in the cluster. */
+  readonly id: number;
+  readonly vip: string;
+  /** MAC the VIP answers with on every node (aa:bb:cc:dd:ee:ff). */
+  readonly virtual_mac: string;
+  /** This node's own IPv4 address on the outer interface. */
+  readonly node_addr: string;
+  readonly outer_ifindex: number;
+  /** Index of the agent's end of the veth pair to the NF namespace. */
+  readonly inner_ifindex: number;
+  /** MAC of the agent's veth end (source of frames into the NF). */
+  readonly inner_mac: string;
+  /** MAC of the NF's veth end (destination of frames into the NF). */
+  readonly nf_mac: string;
+  /** The other nodes' addresses (at most 15). */
+  readonly peers: readonly string[];
+  readonly primary: boolean;
+  /** UDP port of the replication channel (native default 7447). */
+  readonly control_port?: number;
+  /** Heartbeat interval, 100..1000000 µs (native default 1000). */
+  readonly heartbeat_us?: number;
+  /** Heartbeats missed before a replica takes over, 2..1000 (native default 10). */
+  readonly miss_threshold?: number;
+  readonly xdp_mode?: XdpMode;
+}
+
+/** First size tried for the status JSON; doubled on buffer_too_small. */
+const AGENT_STATUS_BYTES = 64 * 1024;
+/** Largest status buffer: far above any real status (15 peers, a few counters). */
+const AGENT_STATUS_BYTES_MAX = 16 * 1024 * 1024;
+
+/**
+ * The native `ha` agent of this node: XDP programs, AF_XDP sockets and packet
+ * threads between the node's interface and the NF's veth. It keeps running
+ * until `stop()`; if the process dies, the kernel detaches its programs.
+ *
+ * @example
+ * ```ts
+ * using agent = HaAgent.start(config);
+ * console.log(agent.status().role);
+ * agent.fail(); // the `ha fail` test hook
+ * ```
+ */
+export class HaAgent {
+  /** Slot in the native agent table; undefined once stopped. */
+  #slot: number | undefined;
+
+  private constructor(slot: number) {
+    this.#slot = slot;
+  }
+
+  /** Starts an agent; throws a NativeStatusError (e.g. `not_supported`) with the native reason. */
+  static start(config: HaAgentConfig): HaAgent {
+    if (!Number.isInteger(config.id) || config.id < 1 || config.id > 15) {
+      throw new RangeError(`Invalid agent id "${config.id}": use 1 to 15`);
+    }
+    for (const ifindex of [config.outer_ifindex, config.inner_ifindex]) {
+      if (!Number.isInteger(ifindex) || ifindex <= 0 || ifindex > 0xffffffff) {
+        throw new RangeError(`Invalid interface index "${ifindex}"`);
+      }
+    }
+    if (config.peers.length > 15) {
+      throw new RangeError(`Too many peers "${config.peers.length}": at most 15`);
+    }
+    const json = new TextEncoder().encode(JSON.stringify(config));
+    const out = new Uint32Array(1);
+    const errBuf = new Uint8Array(ERROR_TEXT_BYTES);
+    const code = native().reliab_ha_agent_start(json, json.length, out, errBuf, errBuf.length);
+    check(code, `Cannot start the ha agent of node ${config.id}`, errorText(errBuf));
+    return new HaAgent(out[0]!);
+  }
+
+  /** The agent's status, parsed and checked. */
+  status(): HaAgentStatus {
+    const slot = this.#live();
+    const written = new Uint32Array(1);
+    for (let bytes = AGENT_STATUS_BYTES; bytes <= AGENT_STATUS_BYTES_MAX; bytes *= 2) {
+      const buf = new Uint8Array(bytes);
+      const code = native().reliab_ha_agent_status(slot, buf, buf.length, written);
+      if (code === STATUS.buffer_too_small) continue;
+      check(code, "Cannot read the ha agent's status");
+      const text = new TextDecoder().decode(buf.subarray(0, written[0]!));
+      let value: unknown;
+      try {
+        value = JSON.parse(text);
+      } catch {
+        value = undefined;
+      }
+      return parseAgentStatus(value);
+    }
+    throw new NativeStatusError(
+      "buffer_too_small",
+      "Cannot read the ha agent's status",
+      `status is larger than ${AGENT_STATUS_BYTES_MAX} bytes`,
+    );
+  }
+
+  /** Makes the agent fail now: a primary fails itself, a replica asks the primary to. */
+  fail(): void {
+    check(native().reliab_ha_agent_fail(this.#live()), "Cannot fail the ha agent");
+  }
+
+  /** Stops the agent and detaches everything it attached; safe to call twice. */
+  stop(): void {
+    if (this.#slot === undefined) return;
+    const slot = this.#slot;
+    this.#slot = undefined;
+    check(native().reliab_ha_agent_stop(slot), "Cannot stop the ha agent");
+  }
+
+  [Symbol.dispose](): void {
+    this.stop();
+  }
+
+  #live(): number {
+    if (this.#slot === undefined) throw new RangeError("ha agent is stopped");
+    return this.#slot;
   }
 }

@@ -13,7 +13,14 @@ export interface CommandResult {
   readonly stderr: string;
 }
 
-const PACKAGES: Record<string, string> = { ip: "iproute2", bridge: "iproute2", sysctl: "procps" };
+const PACKAGES: Record<string, string> = {
+  ip: "iproute2",
+  bridge: "iproute2",
+  ss: "iproute2",
+  sysctl: "procps",
+  ethtool: "ethtool",
+  nsenter: "util-linux",
+};
 
 /**
  * Runs `program args...` to completion; a missing program is a ReliabError.

@@ -32,6 +32,8 @@
 import { CapabilityError, ConfigError } from "../errors.ts";
 import { writeFileAtomic } from "../atomic_file.ts";
 import { mustRun, runCommand } from "./_command.ts";
+import { killNetnsProcesses } from "./agent/_host.ts";
+import { OFFLOADS_OFF } from "./agent/offloads.ts";
 
 /** One node of the lab. */
 export interface LabNode {
@@ -101,6 +103,19 @@ export function labPlan(options: LabOptions = {}): Lab {
   };
 }
 
+/**
+ * Name of a node's port on the lab's switch (inside `lab.switch.netns`):
+ * setting it down cuts the node off, as a pulled cable would.
+ *
+ * @example
+ * ```ts
+ * switchPort(labPlan().nodes[0]!); // "n1"
+ * ```
+ */
+export function switchPort(node: LabNode): string {
+  return `n${node.id}`;
+}
+
 function checkName(name: string): string {
   // Namespace names become file names under /run/netns; keep them short and plain.
   if (!/^[a-z][a-z0-9]{1,9}$/.test(name)) {
@@ -163,7 +178,9 @@ export async function labDown(options: LabOptions = {}): Promise<string[]> {
   await checkCapabilities("take the lab down");
   const statePath = stateFile(name, options.stateDir);
   const state = await readState(statePath);
-  const removed: string[] = [];
+  // NF namespaces of `ha up` agents first: an NF still running in one would
+  // keep it, and its veth into the node, alive.
+  const removed: string[] = await removeNfNamespaces(name);
   if (state !== undefined) {
     const live = await listNetns();
     for (const ns of labNamespaces(state.lab)) {
@@ -229,7 +246,7 @@ async function build(lab: Lab): Promise<void> {
       ns: n.netns,
       iface: n.iface,
       addr: n.addr,
-      port: `n${n.id}`,
+      port: switchPort(n),
       mirror: true,
     })),
   ];
@@ -275,7 +292,29 @@ async function build(lab: Lab): Promise<void> {
       end.iface,
     ], action);
     await mustRun("ip", ["-n", end.ns, "link", "set", end.iface, "up"], action);
+    // The lab stands for a wire: frames of at most the MTU with real checksums,
+    // as the agent's AF_XDP frames need (lib/ha/agent/offloads.ts says why).
+    await mustRun("ip", [
+      "netns",
+      "exec",
+      end.ns,
+      "ethtool",
+      "-K",
+      end.iface,
+      ...OFFLOADS_OFF.flatMap((feature) => [feature, "off"]),
+    ], action);
   }
+}
+
+async function removeNfNamespaces(name: string): Promise<string[]> {
+  const nf = new RegExp(`^${name}-n\\d+-nf$`);
+  const removed: string[] = [];
+  for (const ns of (await listNetns()).filter((ns) => nf.test(ns))) {
+    await killNetnsProcesses(ns);
+    await mustRun("ip", ["netns", "delete", ns], `Cannot remove NF namespace "${ns}"`);
+    removed.push(ns);
+  }
+  return removed;
 }
 
 async function sweep(name: string): Promise<string[]> {

@@ -190,6 +190,29 @@ export interface LoadOptions {
   readonly windowBytes?: number;
   /** Give up on a connection after this long without its echo completing (default 30 s). */
   readonly timeoutMs?: number;
+  /**
+   * Called every `progressIntervalMs` while the load runs, and once at the
+   * end: how a caller (the demo) acts mid-stream, e.g. kills the primary.
+   */
+  readonly onProgress?: (progress: LoadProgress) => void;
+  /** Period of `onProgress` calls (default 100 ms). */
+  readonly progressIntervalMs?: number;
+}
+
+/** Progress of a running load, over all connections. */
+export interface LoadProgress {
+  /** Connections established so far. */
+  readonly connected: number;
+  /** Echoed bytes verified so far. */
+  readonly verified: number;
+  /** Bytes every connection will send, summed (the verified total of a clean run). */
+  readonly total: number;
+}
+
+/** What the connections of one run share with its progress reporter. */
+interface Tracker {
+  connected: number;
+  readonly verifiers: StreamVerifier[];
 }
 
 /** Result of one connection. */
@@ -242,12 +265,29 @@ export async function runLoad(options: LoadOptions): Promise<LoadReport> {
     throw new RangeError(`Invalid chunk size "${chunk}": use 1 to ${CHUNK_BYTES_MAX}`);
   }
   const started = performance.now();
-  const reports = await Promise.all(
-    Array.from(
-      { length: connections },
-      (_, i) => runConnection(i, { ...options, chunkBytes: chunk }),
-    ),
-  );
+  const tracker: Tracker = { connected: 0, verifiers: [] };
+  const total = connections * (options.bytesPerConnection ?? 1024 * 1024);
+  const report = () =>
+    options.onProgress?.({
+      connected: tracker.connected,
+      verified: tracker.verifiers.reduce((a, v) => a + v.counts().verified, 0),
+      total,
+    });
+  const ticker = options.onProgress === undefined
+    ? undefined
+    : setInterval(report, options.progressIntervalMs ?? 100);
+  let reports: ConnectionReport[];
+  try {
+    reports = await Promise.all(
+      Array.from(
+        { length: connections },
+        (_, i) => runConnection(i, { ...options, chunkBytes: chunk }, tracker),
+      ),
+    );
+  } finally {
+    clearInterval(ticker);
+  }
+  report();
   const elapsedMs = performance.now() - started;
   const sum = (f: (r: ConnectionReport) => number) => reports.reduce((a, r) => a + f(r), 0);
   const verified = sum((r) => r.verified);
@@ -271,20 +311,40 @@ export async function runLoad(options: LoadOptions): Promise<LoadReport> {
 async function runConnection(
   connection: number,
   options: LoadOptions & { chunkBytes: number },
+  tracker: Tracker,
 ): Promise<ConnectionReport> {
   const total = options.bytesPerConnection ?? 1024 * 1024;
   const pattern = new StreamPattern(options.seed ?? 1, connection);
   const verifier = new StreamVerifier(pattern);
+  tracker.verifiers.push(verifier);
   let sent = 0;
   let stall = 0;
+  const timeoutMs = options.timeoutMs ?? 30_000;
+  // The kernel retries a SYN for about two minutes; the load gives up sooner.
+  const connecting = Deno.connect({ hostname: options.hostname, port: options.port });
+  let connectTimer: ReturnType<typeof setTimeout> | undefined;
+  const connectLate = new Promise<"late">((resolve) => {
+    connectTimer = setTimeout(() => resolve("late"), timeoutMs);
+  });
   let conn: Deno.TcpConn;
   try {
-    conn = await Deno.connect({ hostname: options.hostname, port: options.port });
+    const first = await Promise.race([connecting, connectLate]);
+    if (first === "late") {
+      connecting.then((c) => c.close(), () => {});
+      return { connection, sent, outcome: "timeout", longestStallMs: 0, ...verifier.counts() };
+    }
+    conn = first;
   } catch (error) {
+    if (error instanceof Deno.errors.TimedOut) {
+      return { connection, sent, outcome: "timeout", longestStallMs: 0, ...verifier.counts() };
+    }
     if (!(error instanceof Deno.errors.ConnectionRefused) && !isDisconnect(error)) throw error;
     return { connection, sent, outcome: "refused", longestStallMs: 0, ...verifier.counts() };
+  } finally {
+    clearTimeout(connectTimer);
   }
   conn.setNoDelay(true);
+  tracker.connected += 1;
   let outcome: ConnectionReport["outcome"] = "complete";
   let timedOut = false;
   const timer = setTimeout(() => {
@@ -295,7 +355,7 @@ async function runConnection(
     } catch {
       // Already closed.
     }
-  }, options.timeoutMs ?? 30_000);
+  }, timeoutMs);
   const window = Math.max(options.windowBytes ?? 256 * 1024, options.chunkBytes);
   let drained = Promise.withResolvers<void>();
   let readerDone = false;
@@ -336,6 +396,11 @@ async function runConnection(
   for (const result of results) {
     if (result.status === "fulfilled") continue;
     if (timedOut) break;
+    // The kernel gave up retransmitting: the connection is dead, not reset.
+    if (result.reason instanceof Deno.errors.TimedOut) {
+      outcome = "timeout";
+      break;
+    }
     if (!isDisconnect(result.reason)) throw result.reason;
     outcome = "reset";
   }

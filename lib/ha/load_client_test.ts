@@ -114,3 +114,21 @@ Deno.test("a refused connection is reported, not thrown", async () => {
   assert.equal(report.completed, 0);
   assert.deepEqual(report.perConnection.map((c) => c.outcome), ["refused", "refused"]);
 });
+
+Deno.test("load reports progress while it runs and a final count of every byte", async () => {
+  await using nf = serveReferenceNf({ hostname: "127.0.0.1", port: 0 });
+  const seen: { connected: number; verified: number; total: number }[] = [];
+  const report = await runLoad({
+    hostname: "127.0.0.1",
+    port: nf.port,
+    connections: 3,
+    bytesPerConnection: 2_000_000,
+    onProgress: (p) => seen.push(p),
+    progressIntervalMs: 5,
+  });
+  assert.ok(seen.length >= 2, `only ${seen.length} progress calls`);
+  assert.ok(seen.every((p) => p.total === 6_000_000));
+  for (let i = 1; i < seen.length; i++) assert.ok(seen[i]!.verified >= seen[i - 1]!.verified);
+  assert.deepEqual(seen.at(-1), { connected: 3, verified: 6_000_000, total: 6_000_000 });
+  assert.equal(report.bytesVerified, 6_000_000);
+});

@@ -9,6 +9,7 @@ test {
     _ = @import("perf/affinity.zig");
     _ = @import("perf/calibrate.zig");
     _ = @import("pecker/trace_format.zig");
+    _ = @import("pecker/trace_spool.zig");
     _ = @import("ha/packet.zig");
     _ = @import("ha/bpf_loader.zig");
     _ = @import("ha/xsk.zig");

@@ -17,3 +17,14 @@ pub const calibrate_options_bytes_max: u32 = 256;
 
 /// XDP frame counters one process may hold at once (ha; a fixed slot table).
 pub const ha_xdp_counters_max: u32 = 16;
+
+/// Frames one AF_XDP UMEM may have (ha/xsk.zig; 64 Ki frames of 4 KiB = 256 MiB).
+pub const ha_xsk_frames_max: u32 = 1 << 16;
+/// Entries of one AF_XDP ring at the most (fill, completion, rx, tx).
+pub const ha_xsk_ring_entries_max: u32 = 1 << 15;
+/// Frames one receive call hands out at the most (the forwarder's batch).
+pub const ha_xsk_batch_max: u32 = 64;
+/// AF_XDP forwarders one process may run at once (ha; a fixed slot table).
+pub const ha_forwarders_max: u32 = 4;
+/// Bytes a self-sized forwarder config may claim (room to grow).
+pub const ha_forwarder_config_bytes_max: u32 = 256;

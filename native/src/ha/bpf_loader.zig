@@ -63,14 +63,7 @@ pub const XDPCounter = struct {
         const map_fd = BPF.map_create(.array, 4, 8, 1) catch |err| return mapError(err);
         errdefer _ = linux.close(map_fd);
         const program = counterProgram(map_fd);
-        var verifier_log = BPF.Log{ .level = 1, .buf = log };
-        const prog_fd = BPF.prog_load(.xdp, &program, if (log.len > 0) &verifier_log else null, "GPL", 0, 0) catch |err| {
-            return switch (err) {
-                error.PermissionDenied => error.PermissionDenied,
-                error.UnsafeProgram, error.InvalidProgram => error.ProgramRejected,
-                else => error.Unexpected,
-            };
-        };
+        const prog_fd = try progLoad(&program, log);
         errdefer _ = linux.close(prog_fd);
         const link_fd = try linkCreate(prog_fd, ifindex, mode);
         return .{ .map_fd = map_fd, .prog_fd = prog_fd, .link_fd = link_fd };
@@ -95,7 +88,30 @@ pub const XDPCounter = struct {
     }
 };
 
-fn linkCreate(prog_fd: linux.fd_t, ifindex: u32, mode: AttachMode) Error!linux.fd_t {
+/// Loads an XDP program; `log` (may be empty) receives the verifier's text
+/// when the program is rejected. Shared with xdp_redirect.zig.
+pub fn progLoad(program: []const Insn, log: []u8) Error!linux.fd_t {
+    // First without a log: a log that does not hold the verifier's whole
+    // output fails the load with ENOSPC, even for a good program.
+    return BPF.prog_load(.xdp, program, null, "GPL", 0, 0) catch |err| {
+        if (log.len > 0) {
+            // Again, only for the text: the rotating log keeps its tail, the reason.
+            var verifier_log = BPF.Log{ .level = 1, .buf = log };
+            if (BPF.prog_load(.xdp, program, &verifier_log, "GPL", 0, 0)) |fd| {
+                _ = linux.close(fd);
+            } else |_| {}
+        }
+        return switch (err) {
+            error.PermissionDenied => error.PermissionDenied,
+            error.UnsafeProgram, error.InvalidProgram => error.ProgramRejected,
+            else => error.Unexpected,
+        };
+    };
+}
+
+/// Attaches `prog_fd` to `ifindex` through a BPF link (detached when the
+/// link fd closes). Shared with xdp_redirect.zig.
+pub fn linkCreate(prog_fd: linux.fd_t, ifindex: u32, mode: AttachMode) Error!linux.fd_t {
     var attr = BPF.Attr{ .link_create = std.mem.zeroes(BPF.LinkCreateAttr) };
     attr.link_create.prog_fd = prog_fd;
     attr.link_create.target_fd = @intCast(ifindex);
@@ -116,7 +132,7 @@ fn linkCreate(prog_fd: linux.fd_t, ifindex: u32, mode: AttachMode) Error!linux.f
     };
 }
 
-fn mapError(err: anyerror) Error {
+pub fn mapError(err: anyerror) Error {
     return switch (err) {
         error.PermissionDenied => error.PermissionDenied,
         error.SystemResources => error.SystemResources,

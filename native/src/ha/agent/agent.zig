@@ -22,7 +22,10 @@ const bpf_loader = @import("../bpf_loader.zig");
 pub const Error = error{ NotSupported, InvalidConfig, PermissionDenied, InterfaceNotFound, Busy, SystemResources, Unexpected };
 
 const batch_max = 64;
-const snapshot_interval_ns: u64 = 2 * std.time.ns_per_ms;
+const batches_max = 16;
+/// Low among real-time priorities: above every normal task, below the kernel's own RT threads.
+const rt_priority = 10;
+const snapshot_interval_ns: u64 = 20 * std.time.ns_per_ms;
 
 const Snapshot = struct {
     role: wire.Role = .replica,
@@ -36,6 +39,9 @@ const Snapshot = struct {
     takeover_detect_ms: f64 = 0,
     uptime_ms: f64 = 0,
     loop_errno: u32 = 0,
+    realtime: bool = false,
+    loop_max_ns: u64 = 0,
+    health: datapath_mod.Datapath.Health = .{},
     tx_drops: u64 = 0,
     kernel_drops: u64 = 0,
 };
@@ -56,6 +62,13 @@ pub const Agent = struct {
     snapshot: Snapshot = .{},
     tx_drops: u64 = 0,
     loop_errno: u32 = 0,
+    realtime: bool = false,
+    /// Longest single loop iteration: a long one delays heartbeats.
+    loop_max_ns: u64 = 0,
+    hb_thread: std.Thread = undefined,
+    hb_state: std.atomic.Value(u64) = .init(0),
+    hb_sent: std.atomic.Value(u64) = .init(0),
+    loop_done: std.atomic.Value(bool) = .init(false),
 
     /// Opens everything and starts the packet thread. `why` names what failed.
     pub fn start(config: config_mod.Config, why: *[]const u8) Error!*Agent {
@@ -73,7 +86,13 @@ pub const Agent = struct {
             .thread = undefined,
             .dp = undefined,
         };
-        const options = xsk.Options{};
+        // Deep rings: on a small machine the packet thread can be off the CPU
+        // for a few ms while a burst arrives, and a full RX ring is a drop
+        // that costs the client a retransmission (200 ms if it is an RTO).
+        // Rings twice the RX frames: the kernel publishes its fill-ring
+        // consumer index lazily, so a ring exactly as deep as the frames can
+        // look full when a frame comes back to it.
+        const options = xsk.Options{ .frame_count = 16384, .ring_size = 16384 };
         self.outer = xsk.Socket.open(config.outer_ifindex, options) catch |err| {
             why.* = "cannot open the AF_XDP socket on the outer interface";
             return xskError(err);
@@ -114,9 +133,18 @@ pub const Agent = struct {
             return error.SystemResources;
         };
         errdefer self.dp.deinit(allocator);
+        self.dp.heartbeats_external = true;
+        self.hb_state.store(packState(self.dp), .release);
         self.publish(monotonicNs());
         self.thread = std.Thread.spawn(.{ .stack_size = 1024 * 1024 }, run, .{self}) catch {
             why.* = "cannot start the packet thread";
+            return error.SystemResources;
+        };
+        self.hb_thread = std.Thread.spawn(.{ .stack_size = 64 * 1024 }, heartbeatRun, .{self}) catch {
+            self.stop_requested.store(true, .release);
+            self.wake();
+            self.thread.join();
+            why.* = "cannot start the heartbeat thread";
             return error.SystemResources;
         };
         return self;
@@ -127,6 +155,7 @@ pub const Agent = struct {
         self.stop_requested.store(true, .release);
         self.wake();
         self.thread.join();
+        self.hb_thread.join();
         // Programs first: from here on the kernel gets every frame again.
         self.outer_redirect.detach();
         self.inner_redirect.detach();
@@ -191,9 +220,16 @@ pub const Agent = struct {
             .peers = dp.peers,
             .connections = dp.connectionCount(),
             .held = dp.heldCount(),
-            .counters = dp.counters,
+            .counters = counters: {
+                var c = dp.counters;
+                c.heartbeats_sent += self.hb_sent.load(.monotonic);
+                break :counters c;
+            },
             .uptime_ms = nsToMs(now -% dp.started_ns),
             .loop_errno = self.loop_errno,
+            .realtime = self.realtime,
+            .loop_max_ns = self.loop_max_ns,
+            .health = dp.health(now),
             .tx_drops = self.tx_drops,
             .kernel_drops = kernelDrops(&self.outer) + kernelDrops(&self.inner),
         };
@@ -218,16 +254,19 @@ pub const Agent = struct {
         const now = monotonicNs();
         for (s.peers[0..self.config.peer_count], 0..) |p, i| {
             const a = p.addr;
-            w.print("{s}{{\"id\":{d},\"addr\":\"{d}.{d}.{d}.{d}\",\"alive\":{},\"heard\":{},\"last_heard_ms\":{d:.3},\"role\":\"{s}\",\"epoch\":{d}}}", .{
+            w.print("{s}{{\"id\":{d},\"addr\":\"{d}.{d}.{d}.{d}\",\"alive\":{},\"heard\":{},\"last_heard_ms\":{d:.3},\"role\":\"{s}\",\"epoch\":{d},\"gap_max_ms\":{d:.3}}}", .{
                 if (i == 0) "" else ",", p.id,     a[0], a[1], a[2], a[3], p.alive, p.heard,
                 if (p.heard) nsToMs(now -% p.last_heard_ns) else -1.0, roleName(p.role), p.epoch,
+                nsToMs(p.gap_max_ns),
             });
         }
-        w.print("],\"connections\":{d},\"held_segments\":{d},\"takeover\":", .{ s.connections, s.held });
+        w.print("],\"connections\":{d},\"held_segments\":{d},\"connections_unmapped\":{d},\"connections_holding\":{d},\"oldest_held_ms\":{d:.3},\"pending_segments\":{d},\"takeover\":", .{
+            s.connections, s.held, s.health.unmapped, s.health.holding, nsToMs(s.health.oldest_held_ns), s.health.pending,
+        });
         if (s.takeover_unix_ms != 0) {
             w.print("{{\"at_unix_ms\":{d:.3},\"detect_ms\":{d:.3}}}", .{ s.takeover_unix_ms, s.takeover_detect_ms });
         } else w.print("null", .{});
-        w.print(",\"loop_errno\":{d},\"counters\":{{", .{s.loop_errno});
+        w.print(",\"loop_errno\":{d},\"realtime\":{},\"loop_max_ms\":{d:.3},\"counters\":{{", .{ s.loop_errno, s.realtime, nsToMs(s.loop_max_ns) });
         inline for (@typeInfo(datapath_mod.Counters).@"struct".field_names, 0..) |name, i| {
             w.print("{s}\"{s}\":{d}", .{ if (i == 0) "" else ",", name, @field(s.counters, name) });
         }
@@ -262,7 +301,56 @@ fn roleName(role: wire.Role) []const u8 {
     };
 }
 
+/// Real-time priority for the packet thread, as keepalived gives its VRRP
+/// process: on a busy machine a heartbeat that waits 10 ms for a CPU reads
+/// as a dead primary and causes a false failover. The thread sleeps in ppoll
+/// when idle, and the kernel's RT throttling keeps 5 % for everything else.
+/// Without the privilege the thread stays at normal priority (status says so).
+fn raisePriority(self: *Agent) void {
+    if (std.c.getenv("RELIAB_HA_NO_RT") != null) return;
+    const param = linux.sched_param{ .priority = rt_priority };
+    const rc = linux.sched_setscheduler(0, .{ .mode = .FIFO }, &param);
+    self.realtime = linux.errno(rc) == .SUCCESS;
+}
+
+/// Role, primary and epoch as the heartbeat thread reads them.
+fn packState(dp: *const datapath_mod.Datapath) u64 {
+    return @as(u64, @backingInt(dp.role)) << 40 | @as(u64, dp.primary_id) << 32 | dp.epoch;
+}
+
+/// Sends heartbeats on time even while the packet thread works through a
+/// burst: a loop iteration that moves a few thousand frames through copy-mode
+/// TX (the NF's TCP runs inside those sendto calls) can take 100 ms on a busy
+/// 2-core machine, and a primary that is merely busy must not be declared
+/// dead. Real-time priority for the same reason; it sleeps between sends and
+/// costs microseconds per interval. It stops when the packet thread stops, so
+/// a node whose loop died falls silent and is failed over.
+fn heartbeatRun(self: *Agent) void {
+    raisePriority(self);
+    const interval_ns = @as(u64, self.config.heartbeat_us) * std.time.ns_per_us;
+    var buf: [wire.header_bytes]u8 = undefined;
+    while (!self.stop_requested.load(.acquire) and !self.loop_done.load(.acquire)) {
+        const state = self.hb_state.load(.acquire);
+        const role: wire.Role = @fromBackingInt(@as(u8, @truncate(state >> 40)));
+        if (role != .failed) {
+            wire.writeHeader(&buf, .{
+                .kind = .heartbeat,
+                .sender = self.config.id,
+                .role = role,
+                .primary = @truncate(state >> 32),
+                .count = 0,
+                .epoch = @truncate(state),
+            });
+            for (0..self.config.peer_count) |i| Agent.toPeer(self, @intCast(i), &buf);
+            _ = self.hb_sent.fetchAdd(self.config.peer_count, .monotonic);
+        }
+        var ts = linux.timespec{ .sec = 0, .nsec = @intCast(interval_ns) };
+        _ = linux.nanosleep(&ts, null);
+    }
+}
+
 fn run(self: *Agent) void {
+    defer self.loop_done.store(true, .release);
     var frames: [batch_max]xsk.Frame = undefined;
     var fds = [4]linux.pollfd{
         .{ .fd = self.outer.fd(), .events = linux.POLL.IN, .revents = 0 },
@@ -289,12 +377,17 @@ fn run(self: *Agent) void {
             _ = linux.read(self.wake_fd, std.mem.asBytes(&value), @sizeOf(u64));
         }
         const now = monotonicNs();
+        defer {
+            const took = monotonicNs() -% now;
+            if (took > self.loop_max_ns) self.loop_max_ns = took;
+        }
         if (self.fail_requested.swap(false, .acq_rel)) self.dp.requestFail();
         receiveFrames(self, &self.outer, &frames, .outer, now);
         receiveFrames(self, &self.inner, &frames, .inner, now);
         receiveDatagrams(self, now);
         self.dp.tick(now);
         self.dp.flushReports();
+        self.hb_state.store(packState(self.dp), .release);
         self.outer.flush();
         self.inner.flush();
         if (now -% last_publish >= snapshot_interval_ns) {
@@ -307,17 +400,26 @@ fn run(self: *Agent) void {
 
 const Side = enum { outer, inner };
 
+/// Drains up to `batches_max` batches, so a backlog empties before the
+/// next sleep but one side cannot starve the other for long.
 fn receiveFrames(self: *Agent, socket: *xsk.Socket, frames: *[batch_max]xsk.Frame, side: Side, now: u64) void {
-    const count = socket.receive(frames);
-    if (count == 0) return;
-    for (frames[0..count]) |frame| {
-        const bytes = socket.frameBytes(frame);
-        switch (side) {
-            .outer => self.dp.outerFrame(bytes, now),
-            .inner => self.dp.innerFrame(bytes, now),
+    var batch: u32 = 0;
+    while (batch < batches_max) : (batch += 1) {
+        const count = socket.receive(frames);
+        if (count == 0) return;
+        for (frames[0..count]) |frame| {
+            const bytes = socket.frameBytes(frame);
+            switch (side) {
+                .outer => self.dp.outerFrame(bytes, now),
+                .inner => self.dp.innerFrame(bytes, now),
+            }
         }
+        socket.recycle(frames[0..count]);
+        // Copy-mode TX moves only inside a syscall: keep the output flowing.
+        self.outer.flush();
+        self.inner.flush();
+        if (count < batch_max) return;
     }
-    socket.recycle(frames[0..count]);
 }
 
 fn receiveDatagrams(self: *Agent, now: u64) void {

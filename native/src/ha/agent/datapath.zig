@@ -94,6 +94,7 @@ pub const Counters = struct {
     heartbeats_sent: u64 = 0,
     heartbeats_received: u64 = 0,
     failovers: u64 = 0,
+    inferred_mappings: u64 = 0,
     replicas_dropped: u64 = 0,
     conns_opened: u64 = 0,
     conns_closed: u64 = 0,
@@ -108,6 +109,8 @@ pub const Peer = struct {
     heard: bool = false,
     last_heard_ns: u64 = 0,
     alive: bool = false,
+    /// Longest silence seen from this peer while it was alive (tuning the miss threshold).
+    gap_max_ns: u64 = 0,
 };
 
 const Conn = struct {
@@ -154,6 +157,10 @@ const Conn = struct {
     last_ns: u64 = 0,
 };
 
+/// Reports for connections the primary has not seen open yet, kept briefly.
+const early_max = 64;
+const EarlyReport = struct { conn: wire.Key, rcv_nxt: u32, peer: u8 };
+
 const FrameList = struct { head: *u32, tail: *u32, count: *u16 };
 
 pub const Datapath = struct {
@@ -168,6 +175,9 @@ pub const Datapath = struct {
     takeover_detect_ns: u64 = 0,
     started_ns: u64,
     last_heartbeat_ns: u64 = 0,
+    /// The agent sends periodic heartbeats from a thread of their own (see
+    /// agent.zig); the datapath then sends only the one that announces a takeover.
+    heartbeats_external: bool = false,
     last_gc_ns: u64 = 0,
     primary_last_heard_ns: u64 = 0,
 
@@ -187,6 +197,8 @@ pub const Datapath = struct {
     frame_free_len: u32,
 
     scratch: [frame_bytes_max]u8 = undefined,
+    early: [early_max]EarlyReport = @splat(.{ .conn = 0, .rcv_nxt = 0, .peer = 0 }),
+    early_next: u32 = 0,
 
     pub fn init(allocator: std.mem.Allocator, config: Config, sink: Sink, now: u64) !*Datapath {
         const self = try allocator.create(Datapath);
@@ -242,6 +254,23 @@ pub const Datapath = struct {
 
     pub fn connectionCount(self: *const Datapath) u32 {
         return conns_max - self.conn_free_len;
+    }
+
+    pub const Health = struct { unmapped: u32 = 0, holding: u32 = 0, oldest_held_ns: u64 = 0, pending: u32 = 0 };
+
+    /// Connections that wait for something, for status (a scan: call it rarely).
+    pub fn health(self: *const Datapath, now: u64) Health {
+        var h: Health = .{};
+        for (self.conns, 0..) |*c, i| {
+            if (!self.conn_used[i] or c.closed_ns != 0) continue;
+            if (!c.mapped) h.unmapped += 1;
+            h.pending += c.pending_count;
+            if (c.held_count > 0) {
+                h.holding += 1;
+                h.oldest_held_ns = @max(h.oldest_held_ns, now -% c.held_since_ns);
+            }
+        }
+        return h;
     }
 
     pub fn heldCount(self: *const Datapath) u32 {
@@ -495,10 +524,13 @@ pub const Datapath = struct {
         }
         const end = segmentEnd(p);
         if (seqLt(c.snd_nxt, end)) c.snd_nxt = end;
-        if (p.flags & packet.flag_ack != 0 and (!c.rcv_known or seqLt(c.rcv_nxt, p.ack))) {
+        if (p.flags & packet.flag_ack != 0 and (!c.rcv_known or !seqLt(p.ack, c.rcv_nxt))) {
+            // A repeated ack is reported again too: the NF repeats an ack when
+            // the client retransmits, which it does because the primary still
+            // holds the segment — so the primary may have missed the report.
             c.rcv_nxt = p.ack;
             c.rcv_known = true;
-            self.markDirty(c);
+            if (!self.emitting()) self.markDirty(c);
         }
         if (p.flags & packet.flag_fin != 0) c.fin_nf = true;
         if (p.flags & packet.flag_rst != 0) self.close(c, now);
@@ -553,6 +585,7 @@ pub const Datapath = struct {
         if (self.role == .failed) return;
         const header = wire.readHeader(datagram) catch return;
         const p = &self.peers[peer];
+        if (p.heard and now -% p.last_heard_ns > p.gap_max_ns) p.gap_max_ns = now -% p.last_heard_ns;
         p.id = header.sender;
         p.heard = true;
         p.last_heard_ns = now;
@@ -576,7 +609,13 @@ pub const Datapath = struct {
                 const bit = @as(u16, 1) << @intCast(peer);
                 for (0..header.count) |i| {
                     const r = wire.readReport(datagram, i);
-                    const c = self.lookup(r.conn) orelse continue;
+                    const c = self.lookup(r.conn) orelse {
+                        // The replica's stack answered a SYN this node has not
+                        // seen yet (its path was faster): keep it for `open`.
+                        self.early[self.early_next % early_max] = .{ .conn = r.conn, .rcv_nxt = r.rcv_nxt, .peer = peer };
+                        self.early_next +%= 1;
+                        continue;
+                    };
                     if (c.reported & bit == 0 or seqLt(c.replica_rcv[peer], r.rcv_nxt)) c.replica_rcv[peer] = r.rcv_nxt;
                     c.reported |= bit;
                     self.release(c, now);
@@ -692,7 +731,7 @@ pub const Datapath = struct {
     pub fn tick(self: *Datapath, now: u64) void {
         if (self.role == .failed) return;
         const interval = @as(u64, self.config.heartbeat_us) * std.time.ns_per_us;
-        if (now -% self.last_heartbeat_ns >= interval) {
+        if (!self.heartbeats_external and now -% self.last_heartbeat_ns >= interval) {
             self.last_heartbeat_ns = now;
             self.heartbeat();
         }
@@ -754,8 +793,25 @@ pub const Datapath = struct {
             if (!self.conn_used[i]) continue;
             c.members &= ~old_bit;
             c.reported = 0; // members report again to the new primary
+            if (!c.primary_known) self.inferPrimarySpace(c, now);
             self.kick(c);
         }
+    }
+
+    /// A connection whose conn_open never arrived (the old primary died in
+    /// its handshake): the client's first ACK, waiting in the pending list,
+    /// acknowledges exactly the old primary's SYN-ACK, so it carries that
+    /// ISN + 1 and echoes that TSval. Only the first frame is used: before
+    /// the server sends data every client ACK carries the same values.
+    fn inferPrimarySpace(self: *Datapath, c: *Conn, now: u64) void {
+        if (c.pending_head == none or !c.local_known) return;
+        const frame = self.frameBytes(c.pending_head);
+        const p = packet.parse(frame) catch return;
+        c.primary_known = true;
+        c.primary_isn = p.ack -% 1;
+        c.primary_tsval = if (p.options.timestamp_offset) |ts| std.mem.readInt(u32, frame[ts + 4 ..][0..4], .big) else c.local_tsval;
+        self.counters.inferred_mappings += 1;
+        self.map(c, now);
     }
 
     /// Makes the NF acknowledge now: an old byte draws an immediate ACK, which
@@ -856,6 +912,15 @@ pub const Datapath = struct {
             .last_ns = now,
         };
         self.counters.conns_opened += 1;
+        for (&self.early) |*e| {
+            if (e.conn != key) continue;
+            const bit = @as(u16, 1) << @intCast(e.peer);
+            if (!seqLt(e.rcv_nxt, p.seq +% 1)) {
+                c.replica_rcv[e.peer] = e.rcv_nxt;
+                c.reported |= bit;
+            }
+            e.conn = 0;
+        }
         return c;
     }
 
@@ -1294,4 +1359,34 @@ test "seqLt wraps; epochs grow and carry the node id" {
     try testing.expect(!seqLt(7, 7));
     try testing.expectEqual(@as(u32, 18), epochNext(0, 2));
     try testing.expectEqual(@as(u32, 35), epochNext(18, 3));
+}
+
+test "a report that overtakes the client's SYN is kept until the primary sees the SYN" {
+    var pair: Pair = .{};
+    try pair.init();
+    defer pair.deinit();
+    var a: [frame_bytes_max]u8 = undefined;
+    pair.replica.outerFrame(copyFrame(&a, &fixtures.syn), 10);
+    var buf: [frame_bytes_max]u8 = undefined;
+    pair.replica.innerFrame(synAckWith(&buf, 7, 7), 20);
+    pair.replica.flushReports();
+    pair.deliverPeers(30); // the primary has no such connection yet
+    pair.primary.outerFrame(copyFrame(&a, &fixtures.syn), 40);
+    try testing.expectEqual(@as(usize, 1), pair.p_rec.to_nf.items.len); // not held
+    try testing.expectEqual(@as(u64, 0), pair.primary.counters.held);
+}
+
+test "a repeated ack from the replica's NF is reported again" {
+    var pair: Pair = .{};
+    try pair.init();
+    defer pair.deinit();
+    var a: [frame_bytes_max]u8 = undefined;
+    pair.replica.outerFrame(copyFrame(&a, &fixtures.syn), 10);
+    var buf: [frame_bytes_max]u8 = undefined;
+    pair.replica.innerFrame(synAckWith(&buf, 7, 7), 20);
+    pair.replica.flushReports();
+    try testing.expectEqual(@as(u64, 1), pair.replica.counters.reports_sent);
+    pair.replica.innerFrame(synAckWith(&buf, 7, 7), 30); // the SYN-ACK again
+    pair.replica.flushReports();
+    try testing.expectEqual(@as(u64, 2), pair.replica.counters.reports_sent);
 }

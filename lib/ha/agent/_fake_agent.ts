@@ -1,0 +1,75 @@
+/**
+ * A stand-in for the native agent, for tests of the control plane: same
+ * `status()`/`fail()`/`stop()` surface, no packet loop. `fail()` behaves as
+ * the native agent's does from outside: a primary becomes failed, a replica
+ * sees a new epoch with itself as primary (as after a forwarded failover).
+ *
+ * @module
+ */
+import type { HaAgentStatus, HaRole } from "./status.ts";
+
+/**
+ * A fake agent whose status is built from a few mutable fields.
+ *
+ * @example
+ * ```ts
+ * const agent = new FakeAgent({ id: 1, role: "primary" });
+ * agent.fail();
+ * agent.status().role; // "failed"
+ * ```
+ */
+export class FakeAgent {
+  readonly id: number;
+  role: HaRole;
+  epoch = 17;
+  primaryId: number;
+  fails = 0;
+  stops = 0;
+  /** When set, `status()` throws it (an agent whose loop broke). */
+  broken: Error | undefined;
+
+  constructor(options: { readonly id: number; readonly role: HaRole }) {
+    this.id = options.id;
+    this.role = options.role;
+    this.primaryId = options.role === "primary" ? options.id : options.id + 1;
+  }
+
+  status(): HaAgentStatus & { readonly extra_field: string } {
+    if (this.broken !== undefined) throw this.broken;
+    return {
+      id: this.id,
+      role: this.role,
+      epoch: this.epoch,
+      primary_id: this.primaryId,
+      uptime_ms: 1234.5,
+      peers: [{
+        id: this.id + 1,
+        addr: "10.77.0.99",
+        alive: true,
+        heard: true,
+        last_heard_ms: 0.5,
+        role: this.role === "primary" ? "replica" : "primary",
+      }],
+      connections: 3,
+      held_segments: 2,
+      takeover: null,
+      counters: { client_frames: 42, to_nf: 40 },
+      extra_field: "kept",
+    };
+  }
+
+  fail(): void {
+    this.fails += 1;
+    if (this.role === "primary") {
+      this.role = "failed";
+    } else {
+      this.role = "primary";
+      this.epoch += 16;
+      this.primaryId = this.id;
+    }
+  }
+
+  stop(): void {
+    this.stops += 1;
+  }
+}

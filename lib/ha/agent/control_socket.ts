@@ -1,0 +1,338 @@
+/**
+ * How `reliab ha status` and `reliab ha fail` reach the agent: one unix
+ * socket per network namespace, named by the namespace's inode, so a command
+ * run inside a node's namespace finds that node's agent without being told
+ * anything. One JSON line in (`{"op":"status"}` or `{"op":"fail"}`), one
+ * JSON line out, then the connection closes.
+ *
+ * The server is generic over its target (anything with `status()` and
+ * `fail()`), so it is tested with a fake agent, without the packet loop.
+ *
+ * @module
+ */
+import { ConfigError, ReliabError } from "../../errors.ts";
+import { type HaAgentStatus, parseAgentStatus } from "./status.ts";
+
+/** Folder of the control sockets. */
+export const CONTROL_DIR = "/run/reliab/ha";
+/** Longest request line accepted. */
+const REQUEST_BYTES_MAX = 4096;
+/** Longest reply line accepted (a status with 15 peers is ~3 KiB). */
+const REPLY_BYTES_MAX = 16 * 1024 * 1024;
+/** How long either side waits for the other's line. */
+const LINE_TIMEOUT_MS = 5000;
+/** How long `fail` watches for the agent's role or epoch to change before it replies. */
+const FAIL_SETTLE_MS = 500;
+const FAIL_POLL_MS = 5;
+
+/** What the control socket serves: the running agent (or a fake in tests). */
+export interface ControlTarget {
+  status(): HaAgentStatus;
+  fail(): void;
+}
+
+/** Options shared by the server and the client. */
+export interface ControlOptions {
+  /** Folder of the socket (default /run/reliab/ha). */
+  readonly dir?: string;
+}
+
+/** A serving control socket; `close()` stops it and removes the file. */
+export interface ControlServer extends AsyncDisposable {
+  readonly path: string;
+  close(): Promise<void>;
+}
+
+/**
+ * What `ha fail` did: the node's status before the request and once its role,
+ * epoch or primary changed (or 0.5 s later, when nothing changed here: a
+ * replica that forwarded the request sees the change only when a new primary
+ * takes over).
+ */
+export interface FailOutcome {
+  readonly before: HaAgentStatus;
+  readonly after: HaAgentStatus;
+}
+
+/** State of a control socket path: an agent answers, a file without listener, or nothing. */
+export type ControlSocketState = "live" | "stale" | "absent";
+
+/**
+ * Path of the control socket of this process's network namespace.
+ *
+ * @example
+ * ```ts
+ * controlSocketPath(); // "/run/reliab/ha/net-4026532301.sock"
+ * ```
+ */
+export function controlSocketPath(options: ControlOptions = {}): string {
+  const link = Deno.readLinkSync("/proc/self/ns/net");
+  const inode = /^net:\[(\d+)\]$/.exec(link)?.[1];
+  if (inode === undefined) {
+    throw new ReliabError(`Cannot name this network namespace: "${link}" is not a namespace`, {
+      code: "netns_unknown",
+      hint: "run it on Linux with /proc mounted",
+    });
+  }
+  return `${options.dir ?? CONTROL_DIR}/net-${inode}.sock`;
+}
+
+/**
+ * Whether an agent listens on `path`.
+ *
+ * @example
+ * ```ts
+ * await probeControlSocket(controlSocketPath()); // "absent"
+ * ```
+ */
+export async function probeControlSocket(path: string): Promise<ControlSocketState> {
+  try {
+    const conn = await Deno.connect({ transport: "unix", path });
+    conn.close();
+    return "live";
+  } catch (error) {
+    if (error instanceof Deno.errors.NotFound) return "absent";
+    if (error instanceof Deno.errors.ConnectionRefused) return "stale";
+    throw error;
+  }
+}
+
+/**
+ * Serves `target` on this namespace's control socket. A stale socket file
+ * (its agent died) is replaced; a live one is an error: one agent per
+ * namespace.
+ *
+ * @example
+ * ```ts
+ * await using server = await serveControl(agent);
+ * ```
+ */
+export async function serveControl(
+  target: ControlTarget,
+  options: ControlOptions = {},
+): Promise<ControlServer> {
+  const path = controlSocketPath(options);
+  const state = await probeControlSocket(path);
+  if (state === "live") {
+    throw new ConfigError(`Cannot start the ha agent: another agent serves this namespace`, {
+      code: "agent_running",
+      hint: `stop it first ('reliab ha status' shows it; its socket is ${path})`,
+    });
+  }
+  if (state === "stale") await Deno.remove(path).catch(() => {});
+  await Deno.mkdir(options.dir ?? CONTROL_DIR, { recursive: true });
+  const listener = Deno.listen({ transport: "unix", path });
+  // `fail` can take a node down: only root may ask.
+  await Deno.chmod(path, 0o600);
+  const open = new Set<Deno.Conn>();
+  const handlers = new Set<Promise<void>>();
+  const accepting = (async () => {
+    try {
+      for await (const conn of listener) {
+        open.add(conn);
+        const handler = serveOne(conn, target).finally(() => {
+          open.delete(conn);
+          handlers.delete(handler);
+        });
+        handlers.add(handler);
+      }
+    } catch (error) {
+      if (!(error instanceof Deno.errors.BadResource)) throw error;
+    }
+  })();
+  let closed = false;
+  const close = async () => {
+    if (closed) return;
+    closed = true;
+    listener.close();
+    await accepting;
+    for (const conn of open) closeQuietly(conn);
+    await Promise.allSettled([...handlers]);
+    await Deno.remove(path).catch(() => {});
+  };
+  return { path, close, [Symbol.asyncDispose]: close };
+}
+
+async function serveOne(conn: Deno.Conn, target: ControlTarget): Promise<void> {
+  try {
+    const line = await readLine(conn, REQUEST_BYTES_MAX);
+    await writeAll(conn, `${JSON.stringify(await answer(line, target))}\n`);
+  } catch {
+    // A client that went away or sent garbage affects only its own connection.
+  } finally {
+    closeQuietly(conn);
+  }
+}
+
+async function answer(
+  line: string | undefined,
+  target: ControlTarget,
+): Promise<Record<string, unknown>> {
+  try {
+    const request: unknown = line === undefined ? undefined : JSON.parse(line);
+    const op = typeof request === "object" && request !== null && "op" in request
+      ? request.op
+      : undefined;
+    if (op === "status") return { ok: true, status: target.status() };
+    if (op === "fail") {
+      const before = target.status();
+      target.fail();
+      return { ok: true, before, after: await settled(target, before) };
+    }
+    return {
+      ok: false,
+      code: "bad_request",
+      error: `Unknown control request ${JSON.stringify(line ?? "")}`,
+      hint: 'send {"op":"status"} or {"op":"fail"}',
+    };
+  } catch (error) {
+    return {
+      ok: false,
+      code: error instanceof ReliabError ? error.code : "agent_error",
+      error: error instanceof Error ? error.message : String(error),
+      hint: error instanceof ReliabError ? error.hint : "see the agent's output",
+    };
+  }
+}
+
+/** The status once role, epoch or primary moved away from `before`, or after FAIL_SETTLE_MS. */
+async function settled(target: ControlTarget, before: HaAgentStatus): Promise<HaAgentStatus> {
+  const deadline = performance.now() + FAIL_SETTLE_MS;
+  while (true) {
+    const now = target.status();
+    const moved = now.role !== before.role || now.epoch !== before.epoch ||
+      now.primary_id !== before.primary_id;
+    if (moved || performance.now() >= deadline) return now;
+    await new Promise((resolve) => setTimeout(resolve, FAIL_POLL_MS));
+  }
+}
+
+/**
+ * Asks the agent of this network namespace for its status.
+ *
+ * @example
+ * ```ts
+ * const status = await requestStatus();
+ * console.log(status.role, status.epoch);
+ * ```
+ */
+export async function requestStatus(options: ControlOptions = {}): Promise<HaAgentStatus> {
+  const reply = await request("status", "Cannot read the ha agent's status", options);
+  return parseAgentStatus(reply.status);
+}
+
+/**
+ * Asks the agent of this network namespace to fail (a primary fails itself;
+ * a replica forwards the request to the primary) and returns its status
+ * before and right after.
+ *
+ * @example
+ * ```ts
+ * const { before, after } = await requestFail();
+ * ```
+ */
+export async function requestFail(options: ControlOptions = {}): Promise<FailOutcome> {
+  const reply = await request("fail", "Cannot fail the ha agent", options);
+  return { before: parseAgentStatus(reply.before), after: parseAgentStatus(reply.after) };
+}
+
+async function request(
+  op: string,
+  action: string,
+  options: ControlOptions,
+): Promise<Record<string, unknown>> {
+  const path = controlSocketPath(options);
+  let conn: Deno.UnixConn;
+  try {
+    conn = await Deno.connect({ transport: "unix", path });
+  } catch (error) {
+    if (error instanceof Deno.errors.NotFound || error instanceof Deno.errors.ConnectionRefused) {
+      throw new ConfigError(`${action}: no agent runs in this network namespace`, {
+        code: "agent_not_running",
+        hint:
+          "start one with 'reliab ha up' inside the node's namespace (ip netns exec NODE ./reliab ha up ...)",
+      });
+    }
+    throw error;
+  }
+  let line: string | undefined;
+  try {
+    await writeAll(conn, `${JSON.stringify({ op })}\n`);
+    line = await readLine(conn, REPLY_BYTES_MAX);
+  } finally {
+    closeQuietly(conn);
+  }
+  let reply: unknown;
+  try {
+    reply = line === undefined ? undefined : JSON.parse(line);
+  } catch {
+    reply = undefined;
+  }
+  if (typeof reply !== "object" || reply === null) {
+    throw new ReliabError(`${action}: the agent sent no answer`, {
+      code: "agent_no_answer",
+      hint: "check the agent's output; restart it if it hangs",
+    });
+  }
+  const fields = reply as Record<string, unknown>;
+  if (fields.ok !== true) {
+    throw new ReliabError(`${action}: ${String(fields.error ?? "the agent refused")}`, {
+      code: typeof fields.code === "string" ? fields.code : "agent_error",
+      hint: typeof fields.hint === "string" ? fields.hint : "see the agent's output",
+    });
+  }
+  return fields;
+}
+
+/** One line (without its newline) or undefined on EOF, timeout or overflow. */
+async function readLine(conn: Deno.Conn, max: number): Promise<string | undefined> {
+  const chunks: Uint8Array[] = [];
+  let length = 0;
+  const timer = setTimeout(() => closeQuietly(conn), LINE_TIMEOUT_MS);
+  try {
+    const buf = new Uint8Array(64 * 1024);
+    while (length <= max) {
+      let n: number | null;
+      try {
+        n = await conn.read(buf);
+      } catch {
+        return undefined; // Closed by the timer or the peer.
+      }
+      if (n === null) return undefined;
+      const chunk = buf.slice(0, n);
+      const newline = chunk.indexOf(0x0a);
+      if (newline >= 0) {
+        chunks.push(chunk.subarray(0, newline));
+        return new TextDecoder().decode(concat(chunks));
+      }
+      chunks.push(chunk);
+      length += n;
+    }
+    return undefined;
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+function concat(chunks: Uint8Array[]): Uint8Array {
+  const out = new Uint8Array(chunks.reduce((sum, c) => sum + c.length, 0));
+  let offset = 0;
+  for (const chunk of chunks) {
+    out.set(chunk, offset);
+    offset += chunk.length;
+  }
+  return out;
+}
+
+async function writeAll(conn: Deno.Conn, text: string): Promise<void> {
+  const data = new TextEncoder().encode(text);
+  for (let offset = 0; offset < data.length;) offset += await conn.write(data.subarray(offset));
+}
+
+function closeQuietly(conn: Deno.Conn): void {
+  try {
+    conn.close();
+  } catch {
+    // Already closed.
+  }
+}

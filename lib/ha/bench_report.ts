@@ -1,0 +1,197 @@
+/**
+ * The `ha bench` report: direct path against HA with one replica, side by
+ * side, the stall statistics over repeated failovers, and each figure next
+ * to its target. Pure, so the arithmetic and the verdicts are unit-tested.
+ *
+ * @module
+ */
+import { median } from "./percentile.ts";
+
+/** What one path (direct or HA) measured. */
+export interface PathFigures {
+  readonly latencyP50Us: number;
+  readonly latencyP99Us: number;
+  /** Round trips whose echo differed (should be 0). */
+  readonly latencyMismatches: number;
+  /** Echoed, verified bytes per second of the bulk load, in MB/s (10^6 bytes). */
+  readonly throughputMBps: number;
+  /** CPU ms of the agent and NF processes per MB echoed (null: nothing measured). */
+  readonly cpuMsPerMB: number | null;
+  /** Whether the bulk load completed clean (no reset, no damaged byte). */
+  readonly bulkClean: boolean;
+}
+
+/** One failover run of the bench. */
+export interface FailoverRun {
+  readonly longestStallMs: number;
+  readonly connections: number;
+  readonly completed: number;
+  readonly resets: number;
+  /** Lost + duplicated + corrupted bytes. */
+  readonly bytesDamaged: number;
+  readonly midStream: boolean;
+  readonly detectMs: number | null;
+}
+
+/** A figure next to its target. */
+export interface TargetCheck {
+  readonly name: string;
+  readonly target: string;
+  readonly value: number | null;
+  readonly unit: string;
+  /** null when the figure could not be measured. */
+  readonly met: boolean | null;
+}
+
+/** Targets from the issue. */
+export const BENCH_TARGETS = {
+  stallMedianMsMax: 10,
+  throughputRatioMin: 0.9,
+  p50OverheadUsMax: 50,
+} as const;
+
+/** The bench's result (`reliab ha bench --json` prints it). */
+export interface BenchReport {
+  readonly direct: PathFigures;
+  readonly ha: PathFigures;
+  /** HA p50 minus direct p50, µs. */
+  readonly p50OverheadUs: number;
+  readonly p99OverheadUs: number;
+  /** HA throughput / direct throughput. */
+  readonly throughputRatio: number;
+  readonly failover: {
+    readonly runs: readonly FailoverRun[];
+    readonly stallMedianMs: number | null;
+    readonly stallMaxMs: number | null;
+    /** Runs where every connection completed with no reset and no damaged byte. */
+    readonly cleanRuns: number;
+  };
+  readonly targets: readonly TargetCheck[];
+  readonly machine: { readonly cpus: number; readonly kernel: string };
+}
+
+/**
+ * Builds the report from what the bench measured.
+ *
+ * @example
+ * ```ts
+ * const report = buildBenchReport(direct, ha, runs, { cpus: 2, kernel: "6.18" });
+ * ```
+ */
+export function buildBenchReport(
+  direct: PathFigures,
+  ha: PathFigures,
+  runs: readonly FailoverRun[],
+  machine: BenchReport["machine"],
+): BenchReport {
+  const stalls = runs.map((r) => r.longestStallMs);
+  const stallMedianMs = stalls.length === 0 ? null : median(stalls);
+  const stallMaxMs = stalls.length === 0 ? null : Math.max(...stalls);
+  const throughputRatio = direct.throughputMBps > 0 ? ha.throughputMBps / direct.throughputMBps : 0;
+  const p50OverheadUs = ha.latencyP50Us - direct.latencyP50Us;
+  const targets: TargetCheck[] = [
+    {
+      name: "failover stall, median",
+      target: `<= ${BENCH_TARGETS.stallMedianMsMax} ms`,
+      value: stallMedianMs,
+      unit: "ms",
+      met: stallMedianMs === null ? null : stallMedianMs <= BENCH_TARGETS.stallMedianMsMax,
+    },
+    {
+      name: "throughput, HA / direct",
+      target: `>= ${BENCH_TARGETS.throughputRatioMin * 100} %`,
+      value: throughputRatio * 100,
+      unit: "%",
+      met: throughputRatio >= BENCH_TARGETS.throughputRatioMin,
+    },
+    {
+      name: "p50 latency overhead",
+      target: `<= ${BENCH_TARGETS.p50OverheadUsMax} µs`,
+      value: p50OverheadUs,
+      unit: "µs",
+      met: p50OverheadUs <= BENCH_TARGETS.p50OverheadUsMax,
+    },
+  ];
+  return {
+    direct,
+    ha,
+    p50OverheadUs,
+    p99OverheadUs: ha.latencyP99Us - direct.latencyP99Us,
+    throughputRatio,
+    failover: {
+      runs,
+      stallMedianMs,
+      stallMaxMs,
+      cleanRuns:
+        runs.filter((r) =>
+          r.completed === r.connections && r.resets === 0 && r.bytesDamaged === 0 && r.midStream
+        ).length,
+    },
+    targets,
+    machine,
+  };
+}
+
+/**
+ * The report as text for people: a table of both paths, the failovers, and
+ * each target with its figure.
+ *
+ * @example
+ * ```ts
+ * console.log(renderBenchText(report));
+ * ```
+ */
+export function renderBenchText(report: BenchReport): string {
+  const d = report.direct;
+  const h = report.ha;
+  const cpu = (v: number | null) => v === null ? "?" : v.toFixed(2);
+  const row = (name: string, direct: string, ha: string, note = "") =>
+    `  ${name.padEnd(24)}${direct.padStart(12)}${ha.padStart(12)}  ${note}`.trimEnd();
+  const f = report.failover;
+  const lines = [
+    `reliab ha bench (${report.machine.cpus} CPUs, Linux ${report.machine.kernel})`,
+    row("", "direct", "HA (1 rep)"),
+    row(
+      "latency p50 (µs)",
+      d.latencyP50Us.toFixed(1),
+      h.latencyP50Us.toFixed(1),
+      `+${report.p50OverheadUs.toFixed(1)}`,
+    ),
+    row(
+      "latency p99 (µs)",
+      d.latencyP99Us.toFixed(1),
+      h.latencyP99Us.toFixed(1),
+      `+${report.p99OverheadUs.toFixed(1)}`,
+    ),
+    row(
+      "throughput (MB/s)",
+      d.throughputMBps.toFixed(1),
+      h.throughputMBps.toFixed(1),
+      `${(report.throughputRatio * 100).toFixed(1)} %`,
+    ),
+    row("CPU (ms per MB)", cpu(d.cpuMsPerMB), cpu(h.cpuMsPerMB)),
+    `  failovers: ${f.runs.length} runs, ${f.cleanRuns} clean; longest stall median ${
+      f.stallMedianMs?.toFixed(1) ?? "?"
+    } ms, max ${f.stallMaxMs?.toFixed(1) ?? "?"} ms`,
+    ...f.runs.map((r, i) =>
+      `    run ${i + 1}: stall ${
+        r.longestStallMs.toFixed(1)
+      } ms, ${r.completed}/${r.connections} complete, ${r.resets} resets, ${r.bytesDamaged} bytes damaged, detect ${
+        r.detectMs === null ? "?" : `${r.detectMs.toFixed(2)} ms`
+      }${r.midStream ? "" : " (load ended before the kill)"}`
+    ),
+    "  targets:",
+    ...report.targets.map((t) =>
+      `    ${t.met === null ? "?   " : t.met ? "met " : "MISS"} ${t.name}: ${
+        t.value === null ? "?" : `${t.value.toFixed(1)} ${t.unit}`
+      } (target ${t.target})`
+    ),
+  ];
+  for (const [name, path] of [["direct", d], ["HA", h]] as const) {
+    if (path.latencyMismatches > 0) {
+      lines.push(`  problem: ${path.latencyMismatches} ${name} round trips echoed wrong bytes`);
+    }
+    if (!path.bulkClean) lines.push(`  problem: the ${name} bulk load was not clean`);
+  }
+  return lines.join("\n");
+}

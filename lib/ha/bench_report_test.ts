@@ -1,0 +1,65 @@
+import assert from "node:assert/strict";
+import {
+  buildBenchReport,
+  type FailoverRun,
+  type PathFigures,
+  renderBenchText,
+} from "./bench_report.ts";
+
+const DIRECT: PathFigures = {
+  latencyP50Us: 40,
+  latencyP99Us: 90,
+  latencyMismatches: 0,
+  throughputMBps: 200,
+  cpuMsPerMB: 2,
+  bulkClean: true,
+};
+const run = (stall: number, extra: Partial<FailoverRun> = {}): FailoverRun => ({
+  longestStallMs: stall,
+  connections: 16,
+  completed: 16,
+  resets: 0,
+  bytesDamaged: 0,
+  midStream: true,
+  detectMs: 10,
+  ...extra,
+});
+const MACHINE = { cpus: 2, kernel: "6.18.0" };
+
+Deno.test("bench figures: overheads, ratio, stall median and max, targets", () => {
+  const ha = { ...DIRECT, latencyP50Us: 70, latencyP99Us: 150, throughputMBps: 190, cpuMsPerMB: 5 };
+  const r = buildBenchReport(DIRECT, ha, [run(9), run(30), run(5), run(8)], MACHINE);
+  assert.equal(r.p50OverheadUs, 30);
+  assert.equal(r.p99OverheadUs, 60);
+  assert.equal(r.throughputRatio, 0.95);
+  assert.equal(r.failover.stallMedianMs, 8.5);
+  assert.equal(r.failover.stallMaxMs, 30);
+  assert.equal(r.failover.cleanRuns, 4);
+  assert.deepEqual(r.targets.map((t) => t.met), [true, true, true]);
+  const text = renderBenchText(r);
+  assert.match(text, /latency p50 \(µs\) +40\.0 +70\.0 +\+30\.0/);
+  assert.match(text, /95\.0 %/);
+  assert.match(text, /median 8\.5 ms, max 30\.0 ms/);
+  assert.doesNotMatch(text, /MISS/);
+});
+
+Deno.test("missed targets and unclean runs show as such", () => {
+  const ha = { ...DIRECT, latencyP50Us: 100, throughputMBps: 100, bulkClean: false };
+  const runs = [run(250), run(300, { resets: 2 }), run(5, { midStream: false })];
+  const r = buildBenchReport(DIRECT, ha, runs, MACHINE);
+  assert.equal(r.failover.stallMedianMs, 250);
+  assert.equal(r.failover.cleanRuns, 1);
+  assert.deepEqual(r.targets.map((t) => t.met), [false, false, false]);
+  const text = renderBenchText(r);
+  assert.equal(text.match(/MISS/g)?.length, 3);
+  assert.match(text, /the HA bulk load was not clean/);
+  assert.match(text, /load ended before the kill/);
+});
+
+Deno.test("no failover runs: the stall is unknown, not zero", () => {
+  const r = buildBenchReport(DIRECT, DIRECT, [], MACHINE);
+  assert.equal(r.failover.stallMedianMs, null);
+  assert.equal(r.targets[0]!.met, null);
+  assert.equal(r.throughputRatio, 1);
+  assert.match(renderBenchText(r), /\? +failover stall, median: \?/);
+});
