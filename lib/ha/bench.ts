@@ -17,7 +17,7 @@
  * @module
  */
 import { ReliabError } from "../errors.ts";
-import { checkCapabilities, type Lab, labDown } from "./lab.ts";
+import { type Lab, labDown } from "./lab.ts";
 import { interrupted, namespaceProcesses, NetnsProcess } from "./_netns_process.ts";
 import { type Cluster, NF_PORT_DEFAULT, referenceNfCommand, startCluster } from "./lab_cluster.ts";
 import { parseLatencySummary } from "./child_output.ts";
@@ -108,10 +108,10 @@ export async function runBench(options: BenchOptions = {}): Promise<BenchReport>
   const say = options.onProgress ?? (() => {});
   const signal = options.signal;
   const hz = await clockTicksPerSecond();
-  // Before the try: without privileges there is nothing to take down.
-  await checkCapabilities("run the bench");
+  // Before the try: a lab that is busy (another bench) must not be taken
+  // down, and a half-made one is removed by labUp itself.
+  let lab = await claimLab(o.name, 2);
   try {
-    let lab = await claimLab(o.name, 2);
     const node1 = lab.nodes[0]!;
     say(`direct path: the reference NF on node 1 (${node1.addr}), no agent`);
     const nf = new NetnsProcess(node1.netns, referenceNfCommand(node1.addr, o.port));
@@ -160,6 +160,7 @@ export async function runBench(options: BenchOptions = {}): Promise<BenchReport>
           resets: summary.resets,
           bytesDamaged: summary.bytesLost + summary.bytesDuplicated + summary.bytesCorrupted,
           midStream: facts.midStream,
+          newPrimary: facts.newPrimary?.id ?? null,
           detectMs: facts.newPrimary?.takeover?.detectMs ?? null,
         });
         say(`  longest stall ${summary.longestStallMs.toFixed(1)} ms`);

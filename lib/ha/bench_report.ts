@@ -30,6 +30,8 @@ export interface FailoverRun {
   /** Lost + duplicated + corrupted bytes. */
   readonly bytesDamaged: number;
   readonly midStream: boolean;
+  /** The node that reported role primary afterwards (null: none did). */
+  readonly newPrimary: number | null;
   readonly detectMs: number | null;
 }
 
@@ -124,7 +126,8 @@ export function buildBenchReport(
       stallMaxMs,
       cleanRuns:
         runs.filter((r) =>
-          r.completed === r.connections && r.resets === 0 && r.bytesDamaged === 0 && r.midStream
+          r.completed === r.connections && r.resets === 0 && r.bytesDamaged === 0 && r.midStream &&
+          r.newPrimary !== null
         ).length,
     },
     targets,
@@ -174,11 +177,10 @@ export function renderBenchText(report: BenchReport): string {
       f.stallMedianMs?.toFixed(1) ?? "?"
     } ms, max ${f.stallMaxMs?.toFixed(1) ?? "?"} ms`,
     ...f.runs.map((r, i) =>
-      `    run ${i + 1}: stall ${
-        r.longestStallMs.toFixed(1)
-      } ms, ${r.completed}/${r.connections} complete, ${r.resets} resets, ${r.bytesDamaged} bytes damaged, detect ${
-        r.detectMs === null ? "?" : `${r.detectMs.toFixed(2)} ms`
-      }${r.midStream ? "" : " (load ended before the kill)"}`
+      `    run ${i + 1}: stall ${r.longestStallMs.toFixed(1)} ms, ` +
+      `${r.completed}/${r.connections} complete, ${r.resets} resets, ` +
+      `${r.bytesDamaged} bytes damaged, ${takeoverText(r)}` +
+      (r.midStream ? "" : " (load ended before the kill)")
     ),
     "  targets:",
     ...report.targets.map((t) =>
@@ -194,4 +196,10 @@ export function renderBenchText(report: BenchReport): string {
     if (!path.bulkClean) lines.push(`  problem: the ${name} bulk load was not clean`);
   }
   return lines.join("\n");
+}
+
+function takeoverText(run: FailoverRun): string {
+  if (run.newPrimary === null) return "no new primary";
+  const detect = run.detectMs === null ? "?" : `${run.detectMs.toFixed(2)} ms`;
+  return `node ${run.newPrimary} took over, detect ${detect}`;
 }

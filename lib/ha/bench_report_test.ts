@@ -21,6 +21,7 @@ const run = (stall: number, extra: Partial<FailoverRun> = {}): FailoverRun => ({
   resets: 0,
   bytesDamaged: 0,
   midStream: true,
+  newPrimary: 2,
   detectMs: 10,
   ...extra,
 });
@@ -45,15 +46,22 @@ Deno.test("bench figures: overheads, ratio, stall median and max, targets", () =
 
 Deno.test("missed targets and unclean runs show as such", () => {
   const ha = { ...DIRECT, latencyP50Us: 100, throughputMBps: 100, bulkClean: false };
-  const runs = [run(250), run(300, { resets: 2 }), run(5, { midStream: false })];
+  const runs = [
+    run(250),
+    run(300, { resets: 2 }),
+    run(5, { midStream: false }),
+    run(7, { newPrimary: null, detectMs: null }),
+  ];
   const r = buildBenchReport(DIRECT, ha, runs, MACHINE);
-  assert.equal(r.failover.stallMedianMs, 250);
+  assert.equal(r.failover.stallMedianMs, 128.5);
   assert.equal(r.failover.cleanRuns, 1);
   assert.deepEqual(r.targets.map((t) => t.met), [false, false, false]);
   const text = renderBenchText(r);
   assert.equal(text.match(/MISS/g)?.length, 3);
   assert.match(text, /the HA bulk load was not clean/);
   assert.match(text, /load ended before the kill/);
+  assert.match(text, /run 4: .*no new primary/);
+  assert.match(text, /run 1: .*node 2 took over, detect 10\.00 ms/);
 });
 
 Deno.test("no failover runs: the stall is unknown, not zero", () => {

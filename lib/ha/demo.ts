@@ -161,11 +161,11 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoReport> {
   const say = o.onProgress ?? (() => {});
   const action = "Cannot finish the demo";
   if (o.signal?.aborted) throw interrupted(action);
-  // Before the try: without privileges there is nothing to take down.
-  await checkCapabilities("run the demo");
+  // Before the try: a lab that is busy (another demo) must not be taken down,
+  // and a half-made one is removed by labUp itself.
+  const lab = await claimLab(o.name, o.nodes);
   let cluster: Cluster | undefined;
   try {
-    const lab = await claimLab(o.name, o.nodes);
     say(`lab "${lab.name}" up: ${o.nodes} nodes, client ${lab.client.netns}, VIP ${lab.vip}`);
     cluster = await startCluster(lab, {
       port: o.port,

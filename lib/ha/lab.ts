@@ -178,7 +178,11 @@ export async function labDown(options: LabOptions = {}): Promise<string[]> {
   await checkCapabilities("take the lab down");
   const statePath = stateFile(name, options.stateDir);
   const state = await readState(statePath);
-  // NF namespaces of `ha up` agents first: an NF still running in one would
+  // Agents still running in the nodes get SIGTERM first (they detach their
+  // XDP programs and remove their NF namespaces), then whatever is left
+  // goes; a deleted namespace name would otherwise leave them running.
+  if (state !== undefined) await stopNodeProcesses(state.lab);
+  // NF namespaces of `ha up` agents next: an NF still running in one would
   // keep it, and its veth into the node, alive.
   const removed: string[] = await removeNfNamespaces(name);
   if (state !== undefined) {
@@ -304,6 +308,23 @@ async function build(lab: Lab): Promise<void> {
       ...OFFLOADS_OFF.flatMap((feature) => [feature, "off"]),
     ], action);
   }
+}
+
+const NODE_STOP_GRACE_MS = 3000;
+
+async function stopNodeProcesses(lab: Lab): Promise<void> {
+  const live = await listNetns();
+  const nodes = lab.nodes.map((n) => n.netns).filter((ns) => live.includes(ns));
+  let signalled = 0;
+  for (const ns of nodes) signalled += await killNetnsProcesses(ns, "SIGTERM");
+  if (signalled === 0) return;
+  const deadline = Date.now() + NODE_STOP_GRACE_MS;
+  while (Date.now() < deadline) {
+    const left = await Promise.all(nodes.map((ns) => runCommand("ip", ["netns", "pids", ns])));
+    if (left.every((r) => r.stdout.trim() === "")) return;
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+  for (const ns of nodes) await killNetnsProcesses(ns);
 }
 
 async function removeNfNamespaces(name: string): Promise<string[]> {

@@ -143,14 +143,17 @@ export async function listNetns(): Promise<string[]> {
  * await killNetnsProcesses("rlha-n1-nf");
  * ```
  */
-export async function killNetnsProcesses(netns: string): Promise<number> {
+export async function killNetnsProcesses(
+  netns: string,
+  signal: Deno.Signal = "SIGKILL",
+): Promise<number> {
   const result = await runCommand("ip", ["netns", "pids", netns]);
   if (result.code !== 0) return 0;
   let killed = 0;
   for (const pid of result.stdout.split("\n").map(Number).filter((p) => p > 1)) {
     if (pid === Deno.pid) continue;
     try {
-      Deno.kill(pid, "SIGKILL");
+      Deno.kill(pid, signal);
       killed += 1;
     } catch {
       // Already gone.

@@ -39,7 +39,7 @@ export interface HaUpOptions {
   readonly primary?: boolean;
   /** Heartbeat interval (0.1 ms .. 1 s; native default 1 ms). */
   readonly heartbeatMs?: number;
-  /** Heartbeats missed before a replica takes over (2..1000; native default 10). */
+  /** Heartbeats missed before a replica takes over (2..1000; native default 50). */
   readonly missThreshold?: number;
   readonly xdpMode?: XdpMode;
   /** The NF and its arguments, run unmodified inside the NF namespace. */
@@ -180,13 +180,35 @@ async function serve(
   const aborted = Promise.withResolvers<"stopped">();
   const onAbort = () => aborted.resolve("stopped");
   signal.addEventListener("abort", onAbort, { once: true });
+  // The packet loop ends on its own when an interface goes away (the lab
+  // was removed, a cable pulled for good): then this node serves nothing
+  // and must say so rather than linger.
+  const loopEnded = Promise.withResolvers<number>();
+  const watch = setInterval(() => {
+    try {
+      const errno = agent.status().loop_errno ?? 0;
+      if (errno !== 0) loopEnded.resolve(errno);
+    } catch { /* status is best effort here */ }
+  }, LOOP_WATCH_MS);
   try {
-    const outcome = await Promise.race([nf.status, aborted.promise]);
+    const outcome = await Promise.race([nf.status, aborted.promise, loopEnded.promise]);
+    if (typeof outcome === "number") {
+      throw new ConfigError(
+        `Agent stopped: its packet loop ended with errno ${outcome} (an interface went down or away)`,
+        {
+          code: "agent_loop_ended",
+          hint: "check 'ip link' in the node's namespace, then start 'reliab ha up' again",
+        },
+      );
+    }
     if (outcome !== "stopped") throw nfExited(options.command, outcome);
   } finally {
+    clearInterval(watch);
     signal.removeEventListener("abort", onAbort);
   }
 }
+
+const LOOP_WATCH_MS = 250;
 
 function roleOf(agent: AgentHandle, primary: boolean): HaRole {
   try {

@@ -360,6 +360,7 @@ fn run(self: *Agent) void {
     };
     const half_interval_ns = @as(u64, self.config.heartbeat_us) * std.time.ns_per_us / 2;
     var last_publish: u64 = 0;
+    var last_link_check: u64 = 0;
     while (!self.stop_requested.load(.acquire)) {
         const backlog = self.outer.txPending() > 0 or self.inner.txPending() > 0;
         var timeout = linux.timespec{ .sec = 0, .nsec = if (backlog) 0 else @intCast(half_interval_ns) };
@@ -372,11 +373,27 @@ fn run(self: *Agent) void {
                 break;
             },
         }
+        for (fds[0..3]) |pfd| {
+            if (pfd.revents & (linux.POLL.ERR | linux.POLL.HUP | linux.POLL.NVAL) != 0) {
+                // An interface went away: stop rather than spin; status says why.
+                self.loop_errno = @backingInt(linux.E.NETDOWN);
+            }
+        }
+        if (self.loop_errno != 0) break;
         if (fds[3].revents & linux.POLL.IN != 0) {
             var value: u64 = 0;
             _ = linux.read(self.wake_fd, std.mem.asBytes(&value), @sizeOf(u64));
         }
         const now = monotonicNs();
+        if (now -% last_link_check >= link_check_interval_ns) {
+            last_link_check = now;
+            // A removed interface does not always wake ppoll with an error,
+            // and TX queued to it would keep this loop spinning.
+            if (!interfaceExists(self.udp_fd, self.config.outer_ifindex) or !interfaceExists(self.udp_fd, self.config.inner_ifindex)) {
+                self.loop_errno = @backingInt(linux.E.NODEV);
+                break;
+            }
+        }
         defer {
             const took = monotonicNs() -% now;
             if (took > self.loop_max_ns) self.loop_max_ns = took;
@@ -476,6 +493,15 @@ fn openControlSocket(config: config_mod.Config, why: *[]const u8) Error!linux.fd
             return error.Unexpected;
         },
     }
+}
+
+const link_check_interval_ns: u64 = 200 * std.time.ns_per_ms;
+
+fn interfaceExists(fd: linux.fd_t, ifindex: u32) bool {
+    var request = std.mem.zeroes(linux.ifreq);
+    request.ifru.ivalue = @intCast(ifindex);
+    const rc = linux.ioctl(fd, linux.SIOCGIFNAME, @intFromPtr(&request));
+    return linux.errno(rc) != .NODEV;
 }
 
 fn kernelDrops(socket: *const xsk.Socket) u64 {
