@@ -146,7 +146,7 @@ const LAYOUT = {
   cpuid_registers: 16,
   perf_calibrate_options: 32,
   ha_forwarder_config: 64,
-  ha_forwarder_stats: 120,
+  ha_forwarder_stats: 128,
 } as const;
 
 function checkLayout(opened: Library, path: string): void {
@@ -478,9 +478,9 @@ export interface HaForwarderOptions {
   readonly toA: EthernetRewrite;
   /** UMEM frame bytes (native default 2048). */
   readonly frameSize?: 2048 | 4096;
-  /** UMEM frames per socket, half RX, half TX (native default 4096). */
+  /** UMEM frames per socket, half RX, half TX (native default 16384: 32 MiB). */
   readonly frameCount?: number;
-  /** Entries per ring, a power of two >= frameCount / 2 (native default 2048). */
+  /** Entries of the rx and completion rings, a power of two >= frameCount / 2 (native default 8192). */
   readonly ringSize?: number;
   /** Queue both sockets bind to (default 0). */
   readonly queue?: number;
@@ -509,6 +509,8 @@ export interface HaForwarderStats {
   readonly aFillRingEmpty: bigint;
   readonly bRxRingFull: bigint;
   readonly bFillRingEmpty: bigint;
+  /** RX frames that found the fill ring looking full (0 expected: see native/src/ha/xsk.zig). */
+  readonly deferredRecycles: bigint;
 }
 
 /**
@@ -551,7 +553,7 @@ export class HaForwarder {
     raw.setUint32(20, sizeOption("queue", options.queue, 0, 255), true);
     raw.setUint32(24, sizeOption("frameSize", options.frameSize, 2048, 4096), true);
     raw.setUint32(28, sizeOption("frameCount", options.frameCount, 2, 1 << 16), true);
-    raw.setUint32(32, sizeOption("ringSize", options.ringSize, 1, 1 << 15), true);
+    raw.setUint32(32, sizeOption("ringSize", options.ringSize, 1, 1 << 14), true);
     bytes.set(macBytes(options.toB.dst), 40);
     bytes.set(macBytes(options.toB.src), 46);
     bytes.set(macBytes(options.toA.dst), 52);
@@ -593,6 +595,7 @@ export class HaForwarder {
       aFillRingEmpty: at(12),
       bRxRingFull: at(13),
       bFillRingEmpty: at(14),
+      deferredRecycles: at(15),
     };
   }
 

@@ -68,7 +68,9 @@ pub const Stats = extern struct {
     /// Frames shorter than an Ethernet header (dropped).
     runt_drops: u64,
     /// Frames the kernel dropped before they reached a socket: rx_dropped +
-    /// rx_ring_full + rx_fill_ring_empty_descs of XDP_STATISTICS.
+    /// rx_ring_full of XDP_STATISTICS. (rx_dropped already counts each
+    /// fill-ring-empty drop: measured, it was always twice
+    /// rx_fill_ring_empty_descs when only those happened.)
     a_kernel_drops: u64,
     b_kernel_drops: u64,
     polls: u64,
@@ -98,6 +100,9 @@ const ethernet_header_len = 14;
 const drain_rounds_max = 16;
 /// ppoll's timeout when idle: only a safety net, the eventfd ends the wait.
 const idle_timeout_ns = 500 * std.time.ns_per_ms;
+/// Rounds a tx backlog may stay the same size before ppoll sleeps again, and how long.
+const stuck_rounds_max = 64;
+const stuck_timeout_ns = std.time.ns_per_ms;
 
 pub const Forwarder = struct {
     config: Config,
@@ -164,8 +169,8 @@ pub const Forwarder = struct {
             .b_to_a_bytes = c.b_to_a_bytes.load(.monotonic),
             .tx_full_drops = c.tx_full_drops.load(.monotonic),
             .runt_drops = c.runt_drops.load(.monotonic),
-            .a_kernel_drops = a.rx_dropped + a.rx_ring_full + a.rx_fill_ring_empty_descs,
-            .b_kernel_drops = b.rx_dropped + b.rx_ring_full + b.rx_fill_ring_empty_descs,
+            .a_kernel_drops = a.rx_dropped + a.rx_ring_full,
+            .b_kernel_drops = b.rx_dropped + b.rx_ring_full,
             .polls = c.polls.load(.monotonic),
             .kicks = c.kicks.load(.monotonic),
             .loop_errno = c.loop_errno.load(.monotonic),
@@ -190,11 +195,18 @@ fn run(self: *Forwarder) void {
         .{ .fd = self.b.fd(), .events = linux.POLL.IN },
         .{ .fd = self.wake_fd, .events = linux.POLL.IN },
     };
+    var pending_before: u32 = 0;
+    var stuck_rounds: u32 = 0;
     while (!self.stop_requested.load(.acquire)) {
         // Frames still in a tx ring go out only inside a syscall: if any are
         // left, poll without sleeping (poll itself drives copy-mode TX).
         const backlog = self.a.txPending() > 0 or self.b.txPending() > 0;
-        var timeout = linux.timespec{ .sec = 0, .nsec = if (backlog) 0 else idle_timeout_ns };
+        // A backlog that does not shrink (an interface down: sendto fails)
+        // must not become a busy loop: after a few rounds, wait a little.
+        stuck_rounds = if (backlog and pending_before == self.a.txPending() + self.b.txPending()) stuck_rounds + 1 else 0;
+        pending_before = self.a.txPending() + self.b.txPending();
+        const nsec: isize = if (!backlog) idle_timeout_ns else if (stuck_rounds < stuck_rounds_max) 0 else stuck_timeout_ns;
+        var timeout = linux.timespec{ .sec = 0, .nsec = nsec };
         const rc = linux.ppoll(&fds, fds.len, &timeout, null);
         bump(&self.counters.polls, 1);
         switch (linux.errno(rc)) {

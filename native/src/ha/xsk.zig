@@ -16,10 +16,15 @@
 //! window, at most the frames that exist. So the two rings we produce into
 //! get twice the entries of their frames: recycling an RX frame always
 //! finds room in the fill ring, a free TX frame always finds room in the tx
-//! ring. (With equal sizes, measured: the fill ring looked full while the
-//! kernel had none left, and the kernel dropped frames for an empty fill
-//! ring.) The rx and completion rings, which the kernel produces and we
-//! consume eagerly, need only one entry per frame.
+//! ring. (With equal sizes, measured under load in generic mode: recycle
+//! found the fill ring looking full, where an assertion stood then.) The rx
+//! and completion rings, which the kernel produces and we consume eagerly,
+//! need only one entry per frame. Should the kernel ever lag more, recycle
+//! defers frames instead of losing them (Receiver.deferred, counted).
+//!
+//! A frame the kernel has to drop because every RX frame is in the rx ring
+//! or with the caller (rx_fill_ring_empty_descs) is another matter: that is
+//! a burst larger than the RX half, and only more frames fix it.
 const std = @import("std");
 const linux = std.os.linux;
 const assert = std.debug.assert;
