@@ -86,7 +86,10 @@ export function labPlan(options: LabOptions = {}): Lab {
   const name = checkName(options.name ?? LAB_NAME_DEFAULT);
   const count = options.nodes ?? 3;
   if (!Number.isInteger(count) || count < 1 || count > LAB_NODES_MAX) {
-    throw new RangeError(`Cannot plan a lab with "${count}" nodes: use 1 to ${LAB_NODES_MAX}`);
+    throw new ConfigError(`Cannot plan a lab with "${count}" nodes`, {
+      code: "lab_nodes_invalid",
+      hint: `use --nodes 1 to ${LAB_NODES_MAX}`,
+    });
   }
   return {
     name,

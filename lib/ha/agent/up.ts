@@ -69,7 +69,8 @@ export interface HaUpReady {
   readonly nfPid: number;
 }
 
-const LISTEN_TIMEOUT_MS_DEFAULT = 10_000;
+// Generous: an NF started through ./reliab may rebuild the native core first.
+const LISTEN_TIMEOUT_MS_DEFAULT = 30_000;
 const LISTEN_POLL_MS = 50;
 /** Time the NF gets to exit after SIGTERM before SIGKILL. */
 const NF_STOP_GRACE_MS = 2000;

@@ -42,6 +42,7 @@ const Snapshot = struct {
     realtime: bool = false,
     loop_max_ns: u64 = 0,
     health: datapath_mod.Datapath.Health = .{},
+    alive_mask: u16 = 0,
     tx_drops: u64 = 0,
     kernel_drops: u64 = 0,
 };
@@ -230,6 +231,7 @@ pub const Agent = struct {
             .realtime = self.realtime,
             .loop_max_ns = self.loop_max_ns,
             .health = dp.health(now),
+            .alive_mask = dp.aliveMaskPublic(),
             .tx_drops = self.tx_drops,
             .kernel_drops = kernelDrops(&self.outer) + kernelDrops(&self.inner),
         };
@@ -266,6 +268,13 @@ pub const Agent = struct {
         if (s.takeover_unix_ms != 0) {
             w.print("{{\"at_unix_ms\":{d:.3},\"detect_ms\":{d:.3}}}", .{ s.takeover_unix_ms, s.takeover_detect_ms });
         } else w.print("null", .{});
+        w.print(",\"waiting\":[", .{});
+        for (s.health.stuck[0..s.health.stuck_len], 0..) |k, i| {
+            w.print("{s}{{\"client_port\":{d},\"held\":{d},\"pending\":{d},\"mapped\":{},\"members\":{d},\"reported\":{d},\"need\":{d},\"first_end\":{d},\"rcv_nxt\":{d},\"alive\":{d}}}", .{
+                if (i == 0) "" else ",", (k.key >> 16) & 0xffff, k.held, k.pending, k.mapped, k.members, k.reported, k.need, k.first_end, k.rcv_nxt, s.alive_mask,
+            });
+        }
+        w.print("]", .{});
         w.print(",\"loop_errno\":{d},\"realtime\":{},\"loop_max_ms\":{d:.3},\"counters\":{{", .{ s.loop_errno, s.realtime, nsToMs(s.loop_max_ns) });
         inline for (@typeInfo(datapath_mod.Counters).@"struct".field_names, 0..) |name, i| {
             w.print("{s}\"{s}\":{d}", .{ if (i == 0) "" else ",", name, @field(s.counters, name) });
@@ -506,7 +515,8 @@ fn interfaceExists(fd: linux.fd_t, ifindex: u32) bool {
 
 fn kernelDrops(socket: *const xsk.Socket) u64 {
     const s = socket.statistics() catch return 0;
-    return s.rx_dropped + s.rx_ring_full + s.rx_fill_ring_empty_descs;
+    // rx_dropped already counts fill-ring-empty drops.
+    return s.rx_dropped + s.rx_ring_full;
 }
 
 fn xskError(err: xsk.Error) Error {

@@ -83,6 +83,7 @@ pub const Counters = struct {
     parse_drops: u64 = 0,
     unknown_conn_drops: u64 = 0,
     silenced_frames: u64 = 0,
+    withheld: u64 = 0,
     acks_clamped_in: u64 = 0,
     acks_clamped_out: u64 = 0,
     synthetic_acks: u64 = 0,
@@ -151,6 +152,8 @@ const Conn = struct {
     pending_count: u16 = 0,
     template: [template_bytes_max]u8 = undefined,
     template_len: u16 = 0,
+    /// A takeover's kick waits until every live member reported to us.
+    kick_pending: bool = false,
     fin_client: bool = false,
     fin_nf: bool = false,
     closed_ns: u64 = 0,
@@ -256,7 +259,8 @@ pub const Datapath = struct {
         return conns_max - self.conn_free_len;
     }
 
-    pub const Health = struct { unmapped: u32 = 0, holding: u32 = 0, oldest_held_ns: u64 = 0, pending: u32 = 0 };
+    pub const Stuck = struct { key: wire.Key = 0, held: u16 = 0, pending: u16 = 0, mapped: bool = false, members: u16 = 0, reported: u16 = 0, need: u32 = 0, first_end: u32 = 0, rcv_nxt: u32 = 0 };
+    pub const Health = struct { unmapped: u32 = 0, holding: u32 = 0, oldest_held_ns: u64 = 0, pending: u32 = 0, stuck: [4]Stuck = @splat(.{}), stuck_len: u8 = 0 };
 
     /// Connections that wait for something, for status (a scan: call it rarely).
     pub fn health(self: *const Datapath, now: u64) Health {
@@ -268,6 +272,19 @@ pub const Datapath = struct {
             if (c.held_count > 0) {
                 h.holding += 1;
                 h.oldest_held_ns = @max(h.oldest_held_ns, now -% c.held_since_ns);
+            }
+            const waiting = (c.held_count > 0 and now -% c.held_since_ns > std.time.ns_per_s) or c.pending_count > 0;
+            if (waiting and h.stuck_len < h.stuck.len) {
+                var need: u32 = 0;
+                for (0..self.config.peer_count) |pi| {
+                    if (c.reported & (@as(u16, 1) << @intCast(pi)) != 0) need = c.replica_rcv[pi];
+                }
+                h.stuck[h.stuck_len] = .{
+                    .key = c.key, .held = c.held_count, .pending = c.pending_count, .mapped = c.mapped, .members = c.members,
+                    .reported = c.reported, .need = need, .first_end = if (c.held_head != none) self.frame_end[c.held_head] else 0,
+                    .rcv_nxt = c.rcv_nxt,
+                };
+                h.stuck_len += 1;
             }
         }
         return h;
@@ -543,14 +560,16 @@ pub const Datapath = struct {
             self.counters.unknown_conn_drops += 1;
             return;
         }
+        // A live member that has not reported yet (just after a takeover)
+        // may lack bytes our stack would acknowledge: emit nothing until it has.
+        const need = self.membersHold(c, now) orelse {
+            self.counters.withheld += 1;
+            return;
+        };
         packet.translate(frame, p, .{ .seq_delta = c.seq_delta, .tsval_delta = c.ts_delta });
-        if (p.flags & packet.flag_ack != 0) {
-            if (self.membersHold(c, now)) |need| {
-                if (!need.all and seqLt(need.rcv, p.ack)) {
-                    writeAck(frame, p, need.rcv);
-                    self.counters.acks_clamped_out += 1;
-                }
-            }
+        if (p.flags & packet.flag_ack != 0 and !need.all and seqLt(need.rcv, p.ack)) {
+            writeAck(frame, p, need.rcv);
+            self.counters.acks_clamped_out += 1;
         }
         rewriteMacs(frame, c.client_mac, self.config.virtual_mac);
         self.counters.to_client += 1;
@@ -619,6 +638,7 @@ pub const Datapath = struct {
                     if (c.reported & bit == 0 or seqLt(c.replica_rcv[peer], r.rcv_nxt)) c.replica_rcv[peer] = r.rcv_nxt;
                     c.reported |= bit;
                     self.release(c, now);
+                    self.kickIfSynced(c, now);
                 }
             },
             .fail_request => if (self.emitting()) self.fail(),
@@ -794,7 +814,8 @@ pub const Datapath = struct {
             c.members &= ~old_bit;
             c.reported = 0; // members report again to the new primary
             if (!c.primary_known) self.inferPrimarySpace(c, now);
-            self.kick(c);
+            c.kick_pending = true;
+            self.kickIfSynced(c, now);
         }
     }
 
@@ -814,6 +835,14 @@ pub const Datapath = struct {
         self.map(c, now);
     }
 
+    /// Sync before serve: a new primary's acks may not run ahead of what the
+    /// surviving members hold, and it learns that only from their reports.
+    fn kickIfSynced(self: *Datapath, c: *Conn, now: u64) void {
+        if (!c.kick_pending or self.membersHold(c, now) == null) return;
+        c.kick_pending = false;
+        self.kick(c);
+    }
+
     /// Makes the NF acknowledge now: an old byte draws an immediate ACK, which
     /// tells the client what this node holds and restarts its sending.
     fn kick(self: *Datapath, c: *Conn) void {
@@ -826,7 +855,9 @@ pub const Datapath = struct {
 
     fn releaseAll(self: *Datapath, now: u64) void {
         for (self.conns, 0..) |*c, i| {
-            if (self.conn_used[i]) self.release(c, now);
+            if (!self.conn_used[i]) continue;
+            self.release(c, now);
+            self.kickIfSynced(c, now);
         }
     }
 
@@ -876,6 +907,10 @@ pub const Datapath = struct {
             if (p.id == id) return @as(u16, 1) << @intCast(i);
         }
         return 0;
+    }
+
+    pub fn aliveMaskPublic(self: *Datapath) u16 {
+        return self.aliveMask();
     }
 
     fn aliveMask(self: *Datapath) u16 {
@@ -1389,4 +1424,46 @@ test "a repeated ack from the replica's NF is reported again" {
     pair.replica.innerFrame(synAckWith(&buf, 7, 7), 30); // the SYN-ACK again
     pair.replica.flushReports();
     try testing.expectEqual(@as(u64, 2), pair.replica.counters.reports_sent);
+}
+
+test "sync before serve: a new primary emits nothing until every live member reported" {
+    var rec: Recorder = .{};
+    defer rec.deinit();
+    var config = testConfig(2, false, .{ 10, 77, 0, 11 });
+    config.peers[1] = .{ 10, 77, 0, 13 };
+    config.peer_count = 2;
+    const dp = try Datapath.init(testing.allocator, config, rec.sink(), 0);
+    defer dp.deinit(testing.allocator);
+    // Heartbeats: node 1 is primary (epoch 17), node 3 a replica.
+    var hb: [wire.header_bytes]u8 = undefined;
+    wire.writeHeader(&hb, .{ .kind = .heartbeat, .sender = 1, .role = .primary, .primary = 1, .count = 0, .epoch = 17 });
+    dp.controlDatagram(0, &hb, 1);
+    wire.writeHeader(&hb, .{ .kind = .heartbeat, .sender = 3, .role = .replica, .primary = 1, .count = 0, .epoch = 17 });
+    dp.controlDatagram(1, &hb, 1);
+    var buf: [frame_bytes_max]u8 = undefined;
+    dp.outerFrame(copyFrame(&buf, &fixtures.syn), 2);
+    dp.innerFrame(synAckWith(&buf, 0, 0), 3);
+    var open_msg: [wire.header_bytes + wire.conn_open_bytes]u8 = undefined;
+    const orig = try packet.parse(&fixtures.syn_ack);
+    wire.writeHeader(&open_msg, .{ .kind = .conn_open, .sender = 1, .role = .primary, .primary = 1, .count = 1, .epoch = 17 });
+    wire.writeConnOpen(&open_msg, 0, .{ .conn = wire.key(0x0a4e0001, 39714, 7000), .isn = orig.seq, .tsval = 0, .has_ts = true });
+    dp.controlDatagram(0, &open_msg, 4);
+    dp.outerFrame(copyFrame(&buf, &fixtures.data), 5);
+    dp.promote(6, 0);
+    try testing.expectEqual(Role.primary, dp.role);
+    try testing.expectEqual(@as(u64, 0), dp.counters.kicks); // node 3 has not reported
+    rec.clear();
+    dp.innerFrame(buildServerData(&buf, 10), 7);
+    try testing.expectEqual(@as(usize, 0), rec.to_client.items.len);
+    try testing.expectEqual(@as(u64, 1), dp.counters.withheld);
+    // Node 3 reports it holds the SYN only: the kick goes out, and acks are clamped to its prefix.
+    var report: [wire.header_bytes + wire.report_bytes]u8 = undefined;
+    wire.writeHeader(&report, .{ .kind = .rcv_report, .sender = 3, .role = .replica, .primary = 2, .count = 1, .epoch = dp.epoch });
+    const syn = try packet.parse(&fixtures.syn);
+    wire.writeReport(&report, 0, .{ .conn = wire.key(0x0a4e0001, 39714, 7000), .rcv_nxt = syn.seq +% 1 });
+    dp.controlDatagram(1, &report, 8);
+    try testing.expectEqual(@as(u64, 1), dp.counters.kicks);
+    dp.innerFrame(buildServerData(&buf, 10), 9);
+    const out = try packet.parse(rec.to_client.items[rec.to_client.items.len - 1]);
+    try testing.expectEqual(syn.seq +% 1, out.ack);
 }
