@@ -54,7 +54,7 @@ export interface DemoOptions {
   readonly connections?: number;
   /** Bytes each connection sends and gets echoed (default 4 MiB). */
   readonly bytesPerConnection?: number;
-  /** Nodes: one primary and the rest replicas (default 3). */
+  /** Nodes: one primary and the rest replicas (default 2). */
   readonly nodes?: number;
   /** How the primary dies (default `sigkill`). */
   readonly kill?: KillMode;
@@ -87,7 +87,7 @@ export function checkDemoOptions(options: DemoOptions = {}): CheckedDemoOptions 
   const checked = {
     connections: options.connections ?? 64,
     bytesPerConnection: options.bytesPerConnection ?? 4 * 1024 * 1024,
-    nodes: options.nodes ?? 3,
+    nodes: options.nodes ?? 2,
     kill: options.kill ?? "sigkill",
     name: options.name ?? DEMO_LAB_NAME,
     port: options.port ?? NF_PORT_DEFAULT,

@@ -1,5 +1,5 @@
 // Transparent failover on the real kernel, through the commands users run:
-// `ha lab up`, `ha up` on three nodes (node 1 primary), 64 connections
+// `ha lab up`, `ha up` on two nodes (node 1 primary), 64 connections
 // streaming verified bytes both ways (`ha load`), then the primary fails —
 // (a) SIGKILL of everything in its namespaces, (b) its link set down,
 // (c) `ha fail` — and (d) the same for an unmodified server that is not ours
@@ -164,7 +164,8 @@ async function failoverCase(tag: string, kill: Kill, nf: (vip: string) => string
   let load: NetnsProcess | undefined;
   let lab: LabJson | undefined;
   try {
-    const up = await runCli(["ha", "lab", "up", "--name", name, "--nodes", "3", "--json"]);
+    // One primary and one replica: what issue 3 promises (several replicas are issue 4).
+    const up = await runCli(["ha", "lab", "up", "--name", name, "--nodes", "2", "--json"]);
     assert.equal(up.code, 0, up.stderr);
     lab = JSON.parse(up.stdout) as LabJson;
     nodes = await startAgents(lab, nf(lab.vip), agents);
@@ -257,7 +258,10 @@ Deno.test("(d) an unmodified server (socat + cat) survives a SIGKILL of the prim
     "sigkill",
     // -t 30: after the client's EOF, wait for cat to echo the rest (socat's
     // default 0.5 s can cut the echo short on a loaded 2-CPU machine).
-    (vip) => ["socat", "-t", "30", `TCP-LISTEN:${PORT},bind=${vip},fork,reuseaddr`, "EXEC:cat"],
+    // backlog=128: socat's default accept backlog is 5, and with 64 clients
+    // connecting at once an overflow drops a handshake on one node and not on
+    // another — the nodes' NFs then diverge (see the issue's closing note).
+    (vip) => ["socat", "-t", "30", `TCP-LISTEN:${PORT},bind=${vip},fork,reuseaddr,backlog=128`, "EXEC:cat"],
   );
 });
 

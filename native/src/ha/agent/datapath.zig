@@ -122,6 +122,8 @@ const Conn = struct {
     reported: u16 = 0,
     replica_rcv: [config_mod.peers_max]u32 = @splat(0),
     client_isn: u32,
+    /// The client's window scale (its SYN's option): shifts its window field.
+    client_wscale: u8 = 0,
     has_ts: bool = false,
     local_known: bool = false,
     local_isn: u32 = 0,
@@ -259,7 +261,7 @@ pub const Datapath = struct {
         return conns_max - self.conn_free_len;
     }
 
-    pub const Stuck = struct { key: wire.Key = 0, held: u16 = 0, pending: u16 = 0, mapped: bool = false, members: u16 = 0, reported: u16 = 0, need: u32 = 0, first_end: u32 = 0, rcv_nxt: u32 = 0 };
+    pub const Stuck = struct { key: wire.Key = 0, held: u16 = 0, pending: u16 = 0, mapped: bool = false, members: u16 = 0, reported: u16 = 0, need: u32 = 0, first_end: u32 = 0, rcv_nxt: u32 = 0, snd_nxt: u32 = 0, ack_max: u32 = 0, acked_to_nf: u32 = 0, kick_pending: bool = false, fins: u8 = 0, idle_ms: u32 = 0 };
     pub const Health = struct { unmapped: u32 = 0, holding: u32 = 0, oldest_held_ns: u64 = 0, pending: u32 = 0, stuck: [4]Stuck = @splat(.{}), stuck_len: u8 = 0 };
 
     /// Connections that wait for something, for status (a scan: call it rarely).
@@ -273,7 +275,8 @@ pub const Datapath = struct {
                 h.holding += 1;
                 h.oldest_held_ns = @max(h.oldest_held_ns, now -% c.held_since_ns);
             }
-            const waiting = (c.held_count > 0 and now -% c.held_since_ns > std.time.ns_per_s) or c.pending_count > 0;
+            const idle = now -% c.last_ns > 2 * std.time.ns_per_s and !(c.fin_client and c.fin_nf);
+            const waiting = (c.held_count > 0 and now -% c.held_since_ns > std.time.ns_per_s) or c.pending_count > 0 or idle;
             if (waiting and h.stuck_len < h.stuck.len) {
                 var need: u32 = 0;
                 for (0..self.config.peer_count) |pi| {
@@ -283,6 +286,12 @@ pub const Datapath = struct {
                     .key = c.key, .held = c.held_count, .pending = c.pending_count, .mapped = c.mapped, .members = c.members,
                     .reported = c.reported, .need = need, .first_end = if (c.held_head != none) self.frame_end[c.held_head] else 0,
                     .rcv_nxt = c.rcv_nxt,
+                    .snd_nxt = c.snd_nxt,
+                    .ack_max = c.ack_max,
+                    .acked_to_nf = c.acked_to_nf,
+                    .kick_pending = c.kick_pending,
+                    .fins = @as(u8, @intFromBool(c.fin_client)) | @as(u8, @intFromBool(c.fin_nf)) << 1,
+                    .idle_ms = @intCast(@min((now -% c.last_ns) / std.time.ns_per_ms, 1 << 30)),
                 };
                 h.stuck_len += 1;
             }
@@ -350,7 +359,11 @@ pub const Datapath = struct {
             c.ack_max_known = true;
             var delivered = ack;
             if (c.local_known and seqLt(c.snd_nxt, ack)) {
-                writeAck(frame, p, c.snd_nxt);
+                // Keep the client's right edge: with the ack lowered and the
+                // window unchanged, a client with a nearly full buffer would
+                // leave the NF no usable window, and it would never send the
+                // bytes that make up the difference.
+                writeAckKeepEdge(frame, p, c.snd_nxt, c.client_wscale);
                 delivered = c.snd_nxt;
                 self.counters.acks_clamped_in += 1;
             }
@@ -944,6 +957,7 @@ pub const Datapath = struct {
             .client_mac = frame[6..12].*,
             .members = self.aliveMask() & ~self.peerBit(self.primary_id),
             .client_isn = p.seq,
+            .client_wscale = @min(p.options.window_scale orelse 0, 14),
             .last_ns = now,
         };
         self.counters.conns_opened += 1;
@@ -1028,6 +1042,19 @@ fn segmentEnd(p: packet.Packet) u32 {
     return end;
 }
 
+/// Lowers the ack to `ack` and widens the window by as much, so the window's
+/// right edge (ack + window << wscale) stays where the sender put it.
+fn writeAckKeepEdge(frame: []u8, p: packet.Packet, ack: u32, wscale: u8) void {
+    const edge = p.ack +% (@as(u32, p.window) << @intCast(wscale));
+    writeAck(frame, p, ack);
+    const span = edge -% ack;
+    const unit = @as(u32, 1) << @intCast(wscale);
+    const window: u16 = @intCast(@min((span + unit - 1) >> @intCast(wscale), 0xffff));
+    var bytes: [2]u8 = undefined;
+    std.mem.writeInt(u16, &bytes, window, .big);
+    packet.checksumReplace(frame, p, p.tcp_offset + 14, &bytes);
+}
+
 fn writeAck(frame: []u8, p: packet.Packet, ack: u32) void {
     var bytes: [4]u8 = undefined;
     std.mem.writeInt(u32, &bytes, ack, .big);
@@ -1068,6 +1095,13 @@ fn buildFromTemplate(c: *const Conn, out: []u8, seq: u32, ack: u32, payload_len:
     std.mem.writeInt(u16, frame[ip + 10 ..][0..2], 0, .big);
     std.mem.writeInt(u16, frame[ip + 10 ..][0..2], ~packet.fold(packet.sumWords(0, frame[ip..tcp])), .big);
     std.mem.writeInt(u32, frame[tcp + 4 ..][0..4], seq, .big);
+    // Same right edge as the client's last segment: ack + window << scale.
+    const old_ack = std.mem.readInt(u32, frame[tcp + 8 ..][0..4], .big);
+    const old_window = std.mem.readInt(u16, frame[tcp + 14 ..][0..2], .big);
+    const scale: u5 = @intCast(c.client_wscale);
+    const edge = old_ack +% (@as(u32, old_window) << scale);
+    const span: u32 = if (seqLt(edge, ack)) 0 else edge -% ack;
+    std.mem.writeInt(u16, frame[tcp + 14 ..][0..2], @intCast(@min(span >> scale, 0xffff)), .big);
     std.mem.writeInt(u32, frame[tcp + 8 ..][0..4], ack, .big);
     frame[tcp + 13] = packet.flag_ack;
     const p = packet.parse(frame) catch return null;
@@ -1466,4 +1500,20 @@ test "sync before serve: a new primary emits nothing until every live member rep
     dp.innerFrame(buildServerData(&buf, 10), 9);
     const out = try packet.parse(rec.to_client.items[rec.to_client.items.len - 1]);
     try testing.expectEqual(syn.seq +% 1, out.ack);
+}
+
+test "a clamped ack keeps the client's window right edge" {
+    var buf: [frame_bytes_max]u8 = undefined;
+    const frame = copyFrame(&buf, &fixtures.data);
+    const p = try packet.parse(frame);
+    const wscale: u8 = 7;
+    const edge = p.ack +% (@as(u32, p.window) << wscale);
+    writeAckKeepEdge(frame, p, p.ack -% 100_000, wscale);
+    const q = try packet.parse(frame);
+    try testing.expectEqual(p.ack -% 100_000, q.ack);
+    // Rounded up to the next window unit: never narrower than the client's.
+    const new_edge = q.ack +% (@as(u32, q.window) << wscale);
+    try testing.expect(!seqLt(new_edge, edge));
+    try testing.expect(new_edge -% edge < (@as(u32, 1) << wscale));
+    try testing.expect(packet.checksumsValid(frame, q));
 }
