@@ -2,15 +2,15 @@ import assert from "node:assert/strict";
 import { ReliabError } from "../errors.ts";
 import { checkDemoOptions, DEMO_LAB_NAME, untilAborted } from "./demo.ts";
 
-Deno.test("demo options default to 64 connections, 3 nodes, sigkill, its own lab", () => {
+Deno.test("demo options default to 64 connections, 2 nodes, sigkill, its own lab", () => {
   const o = checkDemoOptions();
   assert.equal(o.connections, 64);
-  assert.equal(o.nodes, 3);
+  assert.equal(o.nodes, 2);
   assert.equal(o.kill, "sigkill");
   assert.equal(o.name, DEMO_LAB_NAME);
   // Never the user's default lab.
   assert.notEqual(o.name, "rlha");
-  assert.equal(checkDemoOptions({ kill: "link", nodes: 2 }).kill, "link");
+  assert.equal(checkDemoOptions({ kill: "link", nodes: 3 }).kill, "link");
 });
 
 Deno.test("demo options out of range are refused", () => {
