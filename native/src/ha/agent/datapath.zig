@@ -47,12 +47,14 @@ const Mac = config_mod.Mac;
 const Role = wire.Role;
 
 pub const conns_max = 4096;
-pub const held_frames_max = 8192;
+pub const held_frames_max = 16384;
 pub const frame_bytes_max = 2048;
 /// Held or pending frames one connection may have before new ones are dropped
 /// (the client retransmits them): one slow connection cannot take the pool.
 pub const held_per_conn_max = 512;
 pub const pending_per_conn_max = 64;
+/// Cached NF output per connection on a replica (about 180 KiB of segments).
+pub const out_per_conn_max = 128;
 const template_bytes_max = 14 + 60 + 60;
 const none: u32 = std.math.maxInt(u32);
 /// A closed connection's state stays this long for late retransmissions.
@@ -84,6 +86,8 @@ pub const Counters = struct {
     unknown_conn_drops: u64 = 0,
     silenced_frames: u64 = 0,
     withheld: u64 = 0,
+    replayed: u64 = 0,
+    cache_drops: u64 = 0,
     acks_clamped_in: u64 = 0,
     acks_clamped_out: u64 = 0,
     synthetic_acks: u64 = 0,
@@ -152,6 +156,10 @@ const Conn = struct {
     pending_head: u32 = none,
     pending_tail: u32 = none,
     pending_count: u16 = 0,
+    /// The replica NF's output the client may still lack (see cacheOutput).
+    out_head: u32 = none,
+    out_tail: u32 = none,
+    out_count: u16 = 0,
     template: [template_bytes_max]u8 = undefined,
     template_len: u16 = 0,
     /// A takeover's kick waits until every live member reported to us.
@@ -357,6 +365,7 @@ pub const Datapath = struct {
             const ack = p.ack -% c.seq_delta;
             if (!c.ack_max_known or seqLt(c.ack_max, ack)) c.ack_max = ack;
             c.ack_max_known = true;
+            self.trimOutput(c);
             var delivered = ack;
             if (c.local_known and seqLt(c.snd_nxt, ack)) {
                 // Keep the client's right edge: with the ack lowered and the
@@ -568,7 +577,16 @@ pub const Datapath = struct {
             self.close(c, now);
         }
         self.syntheticAck(c);
-        if (!self.emitting()) return;
+        if (!self.emitting()) {
+            if (p.payload_len > 0 or p.flags & packet.flag_fin != 0) self.cacheOutput(c, frame, end);
+            return;
+        }
+        self.emit(c, frame, now);
+    }
+
+    /// Sends one NF frame to the client, in the primary's sequence space.
+    fn emit(self: *Datapath, c: *Conn, frame: []u8, now: u64) void {
+        const p = packet.parse(frame) catch return;
         if (!c.mapped) {
             self.counters.unknown_conn_drops += 1;
             return;
@@ -587,6 +605,48 @@ pub const Datapath = struct {
         rewriteMacs(frame, c.client_mac, self.config.virtual_mac);
         self.counters.to_client += 1;
         self.sink.to_client(self.sink.ctx, frame);
+    }
+
+    /// A replica keeps its NF's recent output that the client has not
+    /// acknowledged: at a takeover it goes out at once. Without it the client
+    /// waits for the NF's retransmission timer — its tail-loss probe fired
+    /// during the silence and was dropped here, so the next try is an RTO
+    /// (200 ms or more).
+    fn cacheOutput(self: *Datapath, c: *Conn, frame: []const u8, end: u32) void {
+        if (c.out_count >= out_per_conn_max) self.popOutput(c);
+        const slot = self.frameAlloc(frame) orelse {
+            self.counters.cache_drops += 1;
+            return;
+        };
+        self.frame_end[slot] = end;
+        listAppend(self, .{ .head = &c.out_head, .tail = &c.out_tail, .count = &c.out_count }, slot);
+    }
+
+    fn popOutput(self: *Datapath, c: *Conn) void {
+        const at = c.out_head;
+        if (at == none) return;
+        c.out_head = self.frame_next[at];
+        if (c.out_head == none) c.out_tail = none;
+        c.out_count -= 1;
+        self.frameFree(at);
+    }
+
+    /// Drops cached output the client acknowledged.
+    fn trimOutput(self: *Datapath, c: *Conn) void {
+        while (c.out_head != none and !seqLt(c.ack_max, self.frame_end[c.out_head])) self.popOutput(c);
+    }
+
+    /// After a takeover: what the client may lack goes out now.
+    fn replayOutput(self: *Datapath, c: *Conn, now: u64) void {
+        self.trimOutput(c);
+        while (c.out_head != none) {
+            const at = c.out_head;
+            const len = self.frame_len[at];
+            @memcpy(self.scratch[0..len], self.frameBytes(at));
+            self.popOutput(c);
+            self.counters.replayed += 1;
+            self.emit(c, self.scratch[0..len], now);
+        }
     }
 
     fn deliverToClientRaw(self: *Datapath, frame: []u8) void {
@@ -854,6 +914,7 @@ pub const Datapath = struct {
         if (!c.kick_pending or self.membersHold(c, now) == null) return;
         c.kick_pending = false;
         self.kick(c);
+        self.replayOutput(c, now);
     }
 
     /// Makes the NF acknowledge now: an old byte draws an immediate ACK, which
@@ -979,6 +1040,7 @@ pub const Datapath = struct {
     }
 
     fn free(self: *Datapath, c: *Conn) void {
+        while (c.out_head != none) self.popOutput(c);
         while (c.held_head != none) {
             const at = c.held_head;
             c.held_head = self.frame_next[at];
@@ -1516,4 +1578,28 @@ test "a clamped ack keeps the client's window right edge" {
     try testing.expect(!seqLt(new_edge, edge));
     try testing.expect(new_edge -% edge < (@as(u32, 1) << wscale));
     try testing.expect(packet.checksumsValid(frame, q));
+}
+
+test "a replica replays its NF's unacknowledged output at takeover" {
+    var pair: Pair = .{};
+    try pair.init();
+    defer pair.deinit();
+    try pair.handshake(0x40, 3);
+    pair.client(&fixtures.data, 60);
+    // The replica's NF sends 100 bytes (shifted into its space); the client never acks them.
+    var buf: [frame_bytes_max]u8 = undefined;
+    const out = buildServerData(&buf, 100);
+    const q = try packet.parse(out);
+    packet.translate(out, q, .{ .seq_delta = 0x40, .tsval_delta = 3 });
+    pair.replica.innerFrame(out, 70);
+    try testing.expectEqual(@as(usize, 0), pair.r_rec.to_client.items.len);
+    pair.r_rec.clear();
+    pair.replica.promote(80, 0);
+    try testing.expectEqual(@as(u64, 1), pair.replica.counters.replayed);
+    // GARP, then the replayed segment in the old primary's space.
+    const sent = pair.r_rec.to_client.items[pair.r_rec.to_client.items.len - 1];
+    const r = try packet.parse(sent);
+    try testing.expectEqual(@as(u16, 100), r.payload_len);
+    try testing.expectEqual((try packet.parse(&fixtures.syn_ack)).seq +% 1, r.seq);
+    try testing.expect(packet.checksumsValid(sent, r));
 }
