@@ -35,6 +35,7 @@ pub fn build(b: *std.Build) void {
         .name = "reliab_interpose",
         .root_module = interpose_module,
     });
+    interpose.setVersionScript(b.path("native/src/pecker/interpose.map"));
     b.installArtifact(interpose);
 
     const test_module = b.createModule(.{

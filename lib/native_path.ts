@@ -44,18 +44,22 @@ export function cacheDir(): string {
 }
 
 /**
- * Writes `bytes` to `<cache>/lib-<sha256 prefix>/libreliab.so` unless an
- * identical copy is there, and returns that path.
+ * Writes `bytes` to `<cache>/lib-<sha256 prefix>/<name>` (libreliab.so by
+ * default) unless an identical copy is there, and returns that path.
  *
  * @example
  * ```ts
  * const path = extractEmbedded(Deno.readFileSync("zig-out/lib/libreliab.so"), "/tmp/c");
  * ```
  */
-export function extractEmbedded(bytes: Uint8Array, dir = cacheDir()): string {
+export function extractEmbedded(
+  bytes: Uint8Array,
+  dir = cacheDir(),
+  name = "libreliab.so",
+): string {
   const hash = sha256Hex(bytes).slice(0, 16);
   const folder = `${dir}/lib-${hash}`;
-  const path = `${folder}/libreliab.so`;
+  const path = `${folder}/${name}`;
   try {
     const existing = Deno.readFileSync(path);
     if (sha256Hex(existing).startsWith(hash)) return path;

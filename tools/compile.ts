@@ -19,6 +19,10 @@ const root = fileURLToPath(new URL("..", import.meta.url));
 
 /** Native library path, relative to the root, embedded with --include. */
 export const NATIVE_LIB = "zig-out/lib/libreliab.so";
+/** The pecker recorder (LD_PRELOAD), embedded and extracted the same way. */
+export const INTERPOSER_LIB = "zig-out/lib/libreliab_interpose.so";
+/** Every file `deno compile` embeds. */
+export const EMBEDDED_FILES = [NATIVE_LIB, INTERPOSER_LIB] as const;
 
 /** Permissions the compiled binary runs with (the same as ./reliab). */
 export const PERMISSIONS = [
@@ -33,8 +37,7 @@ export function compileArgs(output: string, target?: string): string[] {
     "--quiet",
     "--no-prompt",
     ...PERMISSIONS,
-    "--include",
-    NATIVE_LIB,
+    ...EMBEDDED_FILES.flatMap((file) => ["--include", file]),
     ...(target ? ["--target", target] : []),
     "--output",
     output,
@@ -110,7 +113,9 @@ async function main(): Promise<void> {
   console.error("reliab compile: building the native core (zig build)");
   const build = await run("zig", ["build"]);
   if (!build.ok) fail(`zig build failed:\n${build.text}`, "fix the native build first");
-  if (!exists(join(root, NATIVE_LIB))) fail(`${NATIVE_LIB} was not built`, "run 'zig build'");
+  for (const file of EMBEDDED_FILES) {
+    if (!exists(join(root, file))) fail(`${file} was not built`, "run 'zig build'");
+  }
 
   // Build into a temporary name and rename after the smoke test: a failed
   // build never leaves a half-made `reliab` behind.

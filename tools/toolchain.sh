@@ -72,4 +72,7 @@ reliab_native_ensure() {
     reliab_say "native build failed: see the errors above (log in .toolchain/zig-build.log)"
     exit 1
   fi
+  # zig build leaves an unchanged library's mtime alone; mark the check as
+  # done, or an edit that did not change libreliab.so rebuilds on every run.
+  touch "$RELIAB_LIB"
 }

@@ -1,10 +1,11 @@
 /**
  * `pecker dump PID`: the trace of a running recorded process, now, without
- * stopping it. The recorder writes every event to its trace file as it
- * happens, so "now" is a consistent copy of that file: the process is found
- * by the trace path in its initial environment (/proc/PID/environ), the copy
- * is validated like any trace (a half-written last event is dropped as torn),
- * and written atomically with mode 0600, since traces hold program input.
+ * stopping it. The recorder appends every event to its trace file's shared
+ * mapping as it happens, so "now" is the file's committed events: the
+ * process is found by the trace path in its initial environment
+ * (/proc/PID/environ), the copy is validated like any trace and cut at the
+ * first uncommitted event, and written atomically with mode 0600, since
+ * traces hold program input.
  *
  * @module
  */
@@ -47,7 +48,11 @@ export async function dumpTrace(
     );
   }
   const trace = parseTrace(bytes, source);
-  await writeFileAtomic(output, bytes, { mode: 0o600, ...(options.force ? { force: true } : {}) });
+  // Only the committed events: the recorder's file ends in a zero tail.
+  await writeFileAtomic(output, bytes.subarray(0, trace.length), {
+    mode: 0o600,
+    ...(options.force ? { force: true } : {}),
+  });
   return trace;
 }
 

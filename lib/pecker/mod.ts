@@ -8,6 +8,7 @@ export {
   describeCall,
   encodeExitEvent,
   EVENT_KINDS,
+  finishTrace,
   parseTrace,
   readTrace,
   type Trace,

@@ -1,14 +1,16 @@
 /**
  * `pecker record`: runs a program under the recorder (LD_PRELOAD of
- * libreliab_interpose.so), then appends the exit record and keeps the trace
- * when the program died of a signal (or when asked to).
+ * libreliab_interpose.so), then cuts the trace to its committed events,
+ * appends the exit record and keeps the trace when the program died of a
+ * signal (or when asked to).
  *
  * @module
  */
 import { basename } from "node:path";
-import { encodeExitEvent } from "./trace_file.ts";
+import { finishTrace } from "./trace_file.ts";
 import { resolveInterposer } from "./interposer_path.ts";
 import { signalNumber } from "./signals.ts";
+import { ConfigError } from "../errors.ts";
 
 /** Options of `recordProgram`. */
 export interface RecordOptions {
@@ -56,18 +58,30 @@ export async function recordProgram(
     `pecker-${basename(program)}-${new Date().toISOString().replaceAll(/[:.]/g, "-")}.trace`;
   const preload = [resolveInterposer(), Deno.env.get("LD_PRELOAD")].filter(Boolean).join(":");
   const stdin = options.input !== undefined ? "piped" : options.stdin ?? "inherit";
-  const child = new Deno.Command(program, {
-    args: command.slice(1),
-    env: {
-      ...options.env,
-      LD_PRELOAD: preload,
-      RELIAB_PECKER_MODE: "record",
-      RELIAB_PECKER_TRACE: tracePath,
-    },
-    stdin,
-    stdout: options.stdout ?? "inherit",
-    stderr: options.stderr ?? "inherit",
-  }).spawn();
+  let child: Deno.ChildProcess;
+  try {
+    child = new Deno.Command(program, {
+      args: command.slice(1),
+      env: {
+        ...options.env,
+        LD_PRELOAD: preload,
+        RELIAB_PECKER_MODE: "record",
+        RELIAB_PECKER_TRACE: tracePath,
+      },
+      stdin,
+      stdout: options.stdout ?? "inherit",
+      stderr: options.stderr ?? "inherit",
+    }).spawn();
+  } catch (error) {
+    if (error instanceof Deno.errors.NotFound || error instanceof Deno.errors.PermissionDenied) {
+      const why = error instanceof Deno.errors.NotFound ? "no such program" : "permission denied";
+      throw new ConfigError(`Cannot record "${program}": ${why}`, {
+        code: "program_not_started",
+        hint: "give the path of an executable (a name without '/' is looked up in PATH)",
+      });
+    }
+    throw error;
+  }
   if (options.input !== undefined) {
     const writer = child.stdin.getWriter();
     try {
@@ -85,9 +99,10 @@ export async function recordProgram(
   const code = signal !== 0 ? 128 + signal : status.code;
   let kept = false;
   try {
-    await Deno.writeFile(tracePath, encodeExitEvent(code, signal), { append: true });
-    kept = signal !== 0 || options.keep === true;
-    if (!kept) await Deno.remove(tracePath);
+    // Cut the zero tail of the last chunk, then append the exit record.
+    const finished = await finishTrace(tracePath, code, signal);
+    kept = finished !== null && (signal !== 0 || options.keep === true);
+    if (finished !== null && !kept) await Deno.remove(tracePath);
   } catch {
     // the program never started the recorder (static binary, exec failure)
   }

@@ -56,6 +56,15 @@ export function renderTriageText(report: TriageReport): string {
     );
     lines.push(`  ${finding.headline}`);
     finding.frames.forEach((frame, index) => lines.push(frameLine(frame, index)));
+    if (finding.previous !== null) {
+      const other = finding.previous.access;
+      lines.push(
+        `  previous ${other?.type ?? "access"}${
+          other?.size === null || other === null ? "" : ` of size ${other.size}`
+        }:`,
+      );
+      finding.previous.frames.forEach((frame, index) => lines.push(frameLine(frame, index)));
+    }
   }
   const root = report.findings[0];
   lines.push("");

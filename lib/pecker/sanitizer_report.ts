@@ -32,6 +32,11 @@ export interface RawFinding {
   readonly headline: string;
   /** Trace event the replay had reached when the report fired. */
   readonly event: number | null;
+  /** The other access of a race (TSan's "Previous write ..." stack). */
+  readonly previous: {
+    readonly access: RawFinding["access"];
+    readonly frames: readonly RawFrame[];
+  } | null;
 }
 
 const FRAME = /^\s*#(\d+)\s+(.*)$/;
@@ -78,6 +83,22 @@ function accessOf(lines: readonly string[], start: number): RawFinding["access"]
     }
     const caused = /The signal is caused by a (READ|WRITE) memory access/.exec(line);
     if (caused !== null) return { type: caused[1] === "WRITE" ? "write" : "read", size: null };
+  }
+  return null;
+}
+
+/** TSan's second stack: the earlier access the report races against. */
+function previousAccess(lines: readonly string[], start: number): RawFinding["previous"] {
+  for (let at = start; at < lines.length; at++) {
+    const line = lines[at] ?? "";
+    if (/^(=+|SUMMARY:.*|WARNING: ThreadSanitizer:.*)$/.test(line)) break;
+    const match = /^\s*Previous (?:atomic )?(read|write) of size (\d+)/.exec(line);
+    if (match !== null) {
+      return {
+        access: { type: match[1] === "write" ? "write" : "read", size: Number(match[2]) },
+        frames: firstStack(lines, at + 1),
+      };
+    }
   }
   return null;
 }
@@ -144,6 +165,7 @@ export function parseSanitizerOutput(text: string): RawFinding[] {
         frames: firstStack(lines, at + 1),
         headline: line.replace(/^==\d+==/, ""),
         event,
+        previous: null,
       });
       continue;
     }
@@ -156,6 +178,7 @@ export function parseSanitizerOutput(text: string): RawFinding[] {
         frames: firstStack(lines, at + 1),
         headline: line,
         event,
+        previous: previousAccess(lines, at + 1),
       });
       continue;
     }
@@ -177,6 +200,7 @@ export function parseSanitizerOutput(text: string): RawFinding[] {
         frames: [location, ...stack.slice(1)],
         headline: `UndefinedBehaviorSanitizer: ${ubsan[4]}`,
         event,
+        previous: null,
       });
       continue;
     }
@@ -197,6 +221,7 @@ export function parseSanitizerOutput(text: string): RawFinding[] {
         }],
         headline: `Assertion \`${assertion[5]}' failed`,
         event,
+        previous: null,
       });
     }
   }

@@ -78,3 +78,18 @@ Deno.test("plain program output has no findings", () => {
   assertEquals(parseSanitizerOutput("hello\nworld: 3: not a report\n"), []);
   assertEquals(ubsanKind("index 20 out of bounds for type 'int [10]'"), "index-out-of-bounds");
 });
+
+Deno.test("TSan data race from a replay keeps both accesses and the replay position", () => {
+  // Captured from a TSan replay of tests/pecker_corpus/lock_order_use_after_free.c.
+  const [finding, ...rest] = parseSanitizerOutput(fixture("tsan_data_race_replay"));
+  assertEquals(rest.length, 0);
+  assertEquals([finding?.tool, finding?.kind], ["tsan", "data race"]);
+  assertEquals(finding?.access, { type: "write", size: 8 });
+  assertEquals(finding?.frames.map((frame) => frame.offset), [0xd0350n, 0x51328n]);
+  assertEquals(finding?.previous?.access, { type: "read", size: 8 });
+  assertEquals(finding?.previous?.frames.map((frame) => frame.offset), [0xd02can, 0x51328n]);
+  assertEquals(finding?.previous?.frames[0]?.module, "lo.tsan");
+  assertEquals(finding?.event, 6);
+  // Thread-creation stacks are not accesses.
+  assertEquals(parseSanitizerOutput(fixture("asan_heap_use_after_free"))[0]?.previous, null);
+});

@@ -37,6 +37,7 @@ export function toSarif(report: TriageReport): Record<string, unknown> {
   }
   const results = report.findings.map((finding) => {
     const top = finding.frames.find((frame) => frame.file !== null);
+    const other = finding.previous?.frames.find((frame) => frame.file !== null);
     return {
       ruleId: finding.kind,
       level: finding.severity === "NOT_EXPLOITABLE" ? "warning" : "error",
@@ -47,6 +48,15 @@ export function toSarif(report: TriageReport): Record<string, unknown> {
         physicalLocation: {
           artifactLocation: { uri: top.file },
           region: { startLine: top.line ?? 1 },
+        },
+      }],
+      // The other access of a data race.
+      relatedLocations: other === undefined ? [] : [{
+        id: 1,
+        message: { text: `previous ${finding.previous?.access?.type ?? "access"}` },
+        physicalLocation: {
+          artifactLocation: { uri: other.file },
+          region: { startLine: other.line ?? 1 },
         },
       }],
       partialFingerprints: { "reliabPeckerDedup/v1": finding.dedup },

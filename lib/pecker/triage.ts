@@ -13,6 +13,7 @@ import { runReplay } from "./replay.ts";
 import {
   parseSanitizerOutput,
   type RawFinding,
+  type RawFrame,
   type Severity,
   severityOf,
   type Tool,
@@ -40,6 +41,10 @@ export interface Finding {
   readonly variant: string;
   readonly role: "root-cause" | "symptom" | "related";
   readonly headline: string;
+  /** The other access of a data race (TSan), user frames first. */
+  readonly previous:
+    | { readonly access: RawFinding["access"]; readonly frames: readonly Frame[] }
+    | null;
 }
 
 /** What happened to one variant. */
@@ -189,10 +194,10 @@ function isUserFrame(frame: Frame): boolean {
     !/compiler-rt|sanitizer_common|\/build\/(glibc|llvm)/.test(frame.file);
 }
 
-/** Symbolizes the frames of a finding that lie in `exe`, keeping user frames. */
-async function symbolizeFrames(finding: RawFinding, exe: string): Promise<Frame[]> {
+/** Symbolizes the frames that lie in `exe`, keeping user frames. */
+async function symbolizeFrames(raw: readonly RawFrame[], exe: string): Promise<Frame[]> {
   const exeName = basename(exe);
-  const ours = finding.frames.filter((frame) =>
+  const ours = raw.filter((frame) =>
     frame.module !== null && frame.offset !== null &&
     (frame.module === exe || basename(frame.module) === exeName)
   );
@@ -200,7 +205,7 @@ async function symbolizeFrames(finding: RawFinding, exe: string): Promise<Frame[
   const offsets = ours.map((frame) => frame.index === 0 ? frame.offset! : frame.offset! - 1n);
   const locations = await symbolize(exe, offsets);
   const byIndex = new Map(ours.map((frame, at) => [frame.index, locations[at]!]));
-  const frames: Frame[] = finding.frames.map((frame) => {
+  const frames: Frame[] = raw.map((frame) => {
     const where = byIndex.get(frame.index);
     return {
       function: frame.function ?? where?.function ?? null,
@@ -262,7 +267,11 @@ async function replayVariant(
   const raw = parseSanitizerOutput(run.stderr);
   const findings: Finding[] = [];
   for (const finding of raw) {
-    const frames = await symbolizeFrames(finding, exe);
+    const frames = await symbolizeFrames(finding.frames, exe);
+    const previous = finding.previous === null ? null : {
+      access: finding.previous.access,
+      frames: await symbolizeFrames(finding.previous.frames, exe),
+    };
     findings.push({
       tool: finding.tool,
       kind: finding.kind,
@@ -274,6 +283,7 @@ async function replayVariant(
       variant: name,
       role: "related",
       headline: finding.headline,
+      previous,
     });
   }
   if (findings.length > 0) {
@@ -368,6 +378,7 @@ export async function triageTrace(
       variant: "recorded",
       role: "symptom",
       headline: `${crash.signal} at address ${crash.address} in the recorded run`,
+      previous: null,
     };
     return {
       trace: tracePath,

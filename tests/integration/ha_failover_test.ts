@@ -261,7 +261,15 @@ Deno.test("(d) an unmodified server (socat + cat) survives a SIGKILL of the prim
     // backlog=128: socat's default accept backlog is 5, and with 64 clients
     // connecting at once an overflow drops a handshake on one node and not on
     // another — the nodes' NFs then diverge (see the issue's closing note).
-    (vip) => ["socat", "-t", "30", `TCP-LISTEN:${PORT},bind=${vip},fork,reuseaddr,backlog=128`, "EXEC:cat"],
+    (
+      vip,
+    ) => [
+      "socat",
+      "-t",
+      "30",
+      `TCP-LISTEN:${PORT},bind=${vip},fork,reuseaddr,backlog=128`,
+      "EXEC:cat",
+    ],
   );
 });
 

@@ -15,36 +15,66 @@
 const std = @import("std");
 const linux = std.os.linux;
 const format = @import("trace_format.zig");
+const trace_spool = @import("trace_spool.zig");
+
+comptime {
+    // Thread creation and lock-order hooks, network hooks (their exports).
+    _ = @import("interpose_threads.zig");
+    _ = @import("interpose_net.zig");
+}
 
 const Kind = format.Kind;
-const EventHeader = format.EventHeader;
 
 /// Exit code of a replay that diverged from its trace (the report says where).
 const divergence_exit_code: u8 = 86;
-/// How long replay waits for a lock epoch before it reports divergence.
-const epoch_wait_ns_max: u64 = 2 * std.time.ns_per_s;
-/// Lock objects tracked at once (open addressing, never shrinks).
-const mutexes_max: u32 = 4096;
-/// Threads created while a trampoline slot is in use.
-const thread_slots_max: u32 = 256;
 const path_max: usize = 4096;
 const environ_bytes_max: usize = 1 << 20;
 const arena_bytes_max: usize = 4 << 20;
 const alt_stack_bytes: usize = 64 << 10;
 
-const Mode = enum(u8) { uninit, initializing, off, record, replay };
+pub const Mode = enum(u8) { uninit, initializing, off, record, replay };
 
-var mode: std.atomic.Value(Mode) = .init(.uninit);
-threadlocal var thread_id: u32 = 0;
-threadlocal var in_hook: bool = false;
-var thread_next: std.atomic.Value(u32) = .init(1);
-var trace_fd: i32 = -1;
+pub var mode: std.atomic.Value(Mode) = .init(.uninit);
+/// Per-thread state, kept together in one TLS block (see threadState).
+pub const ThreadState = extern struct {
+    /// libc's errno of this thread, looked up once.
+    errno_location: ?*c_int = null,
+    /// Logical thread id: 0 for the main thread, then in creation order.
+    id: u32 = 0,
+    /// Set while a hook runs: calls glibc makes for the hook are not events.
+    in_hook: bool = false,
+    /// Top of this thread's stack as far as the crash handler may scan it
+    /// (0 for the main thread, which uses main_stack_end).
+    stack_top: u64 = 0,
+    /// Replay: 1 + the index of the last event this thread consumed (0: none).
+    last_event: u64 = 0,
+};
+export threadlocal var reliab_pecker_thread: ThreadState = .{};
+
+/// This thread's state. An LD_PRELOAD library is loaded at start-up, so its
+/// TLS may use the initial-exec model (a fixed offset from %fs): two
+/// instructions instead of a __tls_get_addr call per access, which was a
+/// tenth of a recorded call's cost. Zig has no attribute for the TLS model,
+/// hence the GOTTPOFF relocation by hand (the linker marks the library
+/// STATIC_TLS).
+pub inline fn threadState() *ThreadState {
+    const offset = asm ("movq reliab_pecker_thread@gottpoff(%%rip), %[offset]"
+        : [offset] "=r" (-> usize),
+    );
+    const base = asm ("movq %%fs:0, %[base]"
+        : [base] "=r" (-> usize),
+    );
+    return @ptrFromInt(base +% offset);
+}
+/// The trace being recorded (record mode only; see trace_spool.zig).
+pub var spool: trace_spool.Spool = .{};
+pub var spool_open: bool = false;
 var report_path: [path_max:0]u8 = @splat(0);
 
 // ---------------------------------------------------------------- libc access
 
 const FILE = opaque {};
-const RTLD_NEXT: ?*anyopaque = @ptrFromInt(std.math.maxInt(usize));
+pub const RTLD_NEXT: ?*anyopaque = @ptrFromInt(std.math.maxInt(usize));
 extern "c" fn dlsym(handle: ?*anyopaque, symbol: [*:0]const u8) ?*anyopaque;
 extern "c" fn __errno_location() *c_int;
 extern "c" fn realloc(ptr: ?*anyopaque, size: usize) ?*anyopaque;
@@ -56,7 +86,7 @@ extern "c" fn pthread_atfork(
 extern "c" var environ: ?[*:null]?[*:0]u8;
 
 /// The next definition of `name` after this library (libc's, normally).
-fn real(comptime T: type, comptime name: [:0]const u8) T {
+pub fn real(comptime T: type, comptime name: [:0]const u8) T {
     // The struct must capture `name` and `T`: a container that captures no
     // comptime value is one type for every instantiation (one shared cache).
     const Cache = struct {
@@ -73,12 +103,20 @@ fn real(comptime T: type, comptime name: [:0]const u8) T {
     return @ptrCast(@alignCast(pointer));
 }
 
-fn errnoGet() i32 {
-    return __errno_location().*;
+fn errnoLocation() *c_int {
+    const state = threadState();
+    if (state.errno_location) |location| return location;
+    const location = __errno_location();
+    state.errno_location = location;
+    return location;
 }
 
-fn errnoSet(value: i32) void {
-    __errno_location().* = value;
+pub fn errnoGet() i32 {
+    return errnoLocation().*;
+}
+
+pub fn errnoSet(value: i32) void {
+    errnoLocation().* = value;
 }
 
 fn rawWrite(fd: i32, bytes: []const u8) void {
@@ -98,13 +136,13 @@ fn fatal(message: []const u8, detail: []const u8) noreturn {
     linux.exit_group(127);
 }
 
-fn rawOpen(path: [*:0]const u8, flags: usize, file_mode: usize) i32 {
+pub fn rawOpen(path: [*:0]const u8, flags: usize, file_mode: usize) i32 {
     const rc = linux.syscall4(.openat, @bitCast(@as(isize, linux.AT.FDCWD)), @intFromPtr(path), flags, file_mode);
     if (linux.errno(rc) != .SUCCESS) return -1;
     return @intCast(rc);
 }
 
-fn rawClose(fd: i32) void {
+pub fn rawClose(fd: i32) void {
     _ = linux.syscall1(.close, @bitCast(@as(isize, fd)));
 }
 
@@ -117,7 +155,13 @@ fn constructor() callconv(.c) void {
 
 export const reliab_pecker_init_array linksection(".init_array") = &constructor;
 
-fn currentMode() Mode {
+pub inline fn currentMode() Mode {
+    const now = mode.load(.acquire);
+    if (@backingInt(now) >= @backingInt(Mode.off)) return now;
+    return currentModeSlow();
+}
+
+fn currentModeSlow() Mode {
     const now = mode.load(.acquire);
     if (now != .uninit) return if (now == .initializing) .off else now;
     if (mode.cmpxchgStrong(.uninit, .initializing, .acq_rel, .acquire)) |_| {
@@ -167,22 +211,21 @@ fn initialise() Mode {
     _ = pthread_atfork(null, null, &forkChild);
     if (chosen == .record) {
         const flags = @as(u32, @bitCast(linux.O{
-            .ACCMODE = .WRONLY,
+            .ACCMODE = .RDWR,
             .CREAT = true,
             .TRUNC = true,
-            .APPEND = true,
             .CLOEXEC = true,
         }));
         const fd = rawOpen(&path, flags, 0o600);
         if (fd < 0) fatal("reliab pecker: cannot create the trace file ", trace_path);
         // Move the trace out of the way of programs that close low fds.
         const high = linux.fcntl(fd, linux.F.DUPFD_CLOEXEC, 900);
-        if (linux.errno(high) == .SUCCESS) {
-            rawClose(fd);
-            trace_fd = @intCast(high);
-        } else trace_fd = fd;
-        const head = format.headerInit();
-        rawWrite(trace_fd, std.mem.asBytes(&head));
+        const trace_fd: i32 = if (linux.errno(high) == .SUCCESS) @intCast(high) else fd;
+        if (trace_fd != fd) rawClose(fd);
+        spool.open(trace_fd, trace_spool.trace_bytes_max) catch
+            fatal("reliab pecker: cannot map the trace file ", trace_path);
+        spool_open = true;
+        _ = spool.startHelper();
         recordMetadata();
         installCrashHandlers(.record);
     } else {
@@ -218,24 +261,25 @@ fn scrubEnviron() void {
 
 // ---------------------------------------------------------------- recording
 
-fn emit(kind: Kind, arg: u64, result: i64, errno_value: i32, payload: []const u8) void {
-    if (trace_fd < 0) return;
-    const length: u32 = @intCast(@min(payload.len, format.payload_max));
-    const header: EventHeader = .{
+/// Appends one event. Never changes errno (the spool makes raw syscalls
+/// only), so hooks need not save it around the call.
+pub fn emit(kind: Kind, arg: u64, result: i64, errno_value: i32, payload: []const u8) void {
+    if (!spool_open) return;
+    _ = spool.append(.{
         .kind = @backingInt(kind),
-        .flags = if (length < payload.len) 1 else 0,
-        .thread = thread_id,
+        .thread = threadState().id,
         .arg = arg,
         .result = result,
         .errno = errno_value,
-        .payload_len = length,
-    };
-    const vectors = [2]std.posix.iovec_const{
-        .{ .base = std.mem.asBytes(&header), .len = @sizeOf(EventHeader) },
-        .{ .base = payload.ptr, .len = length },
-    };
-    // One writev per event: with O_APPEND the kernel never interleaves two.
-    _ = linux.writev(trace_fd, &vectors, if (length == 0) 1 else 2);
+        .payload = payload,
+    });
+}
+
+/// errno as the call left it, or 0 when the call did not change it: replay
+/// then leaves errno alone too (most calls succeed and change nothing, and
+/// a zero field costs no bytes in the trace).
+pub fn errnoChange(before: i32, after: i32) i32 {
+    return if (after != before) after else 0;
 }
 
 var environ_buffer: [environ_bytes_max]u8 = undefined;
@@ -340,7 +384,7 @@ fn executableBase(exe: []const u8) u64 {
 const fatal_signals = [_]linux.SIG{ .SEGV, .BUS, .FPE, .ILL, .ABRT };
 var crash_frames: [format.crash_frames_max]u64 = undefined;
 
-fn installAltStack() void {
+pub fn installAltStack() void {
     const rc = linux.mmap(null, alt_stack_bytes, .{ .READ = true, .WRITE = true }, .{ .TYPE = .PRIVATE, .ANONYMOUS = true }, -1, 0);
     if (linux.errno(rc) != .SUCCESS) return;
     const stack: linux.stack_t = .{ .sp = @ptrFromInt(rc), .flags = 0, .size = alt_stack_bytes };
@@ -413,16 +457,34 @@ fn backtraceFrames(context: ?*anyopaque) usize {
     return stackScan(rsp);
 }
 
+/// True when the code before `address` ends in a call instruction: a
+/// return address, not a function pointer or other stale word on the stack.
+fn followsCall(address: u64) bool {
+    if (address < exe_text_start + 7) return false;
+    const code: [*]const u8 = @ptrFromInt(address - 7);
+    // call rel32 (E8), call [rip+disp32] / [reg+disp32] (FF /2, mod 10 or 00+rip)
+    if (code[2] == 0xe8) return true;
+    if (code[1] == 0xff and (code[2] & 0x38) == 0x10) return true;
+    // call [reg+disp8] (FF /2 mod 01), call reg (FF D0+r, with REX.B for r8-r15)
+    if (code[4] == 0xff and (code[5] & 0x38) == 0x10 and (code[5] & 0xc0) == 0x40) return true;
+    if (code[5] == 0xff and (code[6] & 0xf8) == 0xd0) return true;
+    return false;
+}
+
 fn stackScan(rsp: u64) usize {
     var count: usize = 1;
-    const limit = if (main_stack_end > rsp and main_stack_end - rsp < (8 << 20))
-        @min(main_stack_end, rsp + stack_scan_bytes_max)
+    // A thread's stack ends above its start routine's frame: scanning past
+    // it would read the next thread's stack (stale frames) or a guard page.
+    const thread_top = threadState().stack_top;
+    const top = if (thread_top > rsp) thread_top else main_stack_end;
+    const limit = if (top > rsp and top - rsp < (8 << 20))
+        @min(top, rsp + stack_scan_bytes_max)
     else
         rsp + 16 * 1024;
     var at = rsp & ~@as(u64, 7);
     while (at + 8 <= limit and count < crash_frames.len) : (at += 8) {
         const word = @as(*const u64, @ptrFromInt(at)).*;
-        if (!inExeText(word)) continue;
+        if (!inExeText(word) or !followsCall(word)) continue;
         crash_frames[count] = word;
         count += 1;
     }
@@ -455,7 +517,7 @@ var replay_bytes: []const u8 = &.{};
 var replay_slots: []Slot = &.{};
 var thread_first: [format.threads_max + 1]u32 = @splat(0);
 var thread_cursor: [format.threads_max]u32 = @splat(0);
-var position: std.atomic.Value(u64) = .init(0);
+pub var position: std.atomic.Value(u64) = .init(0);
 
 fn mapAnonymous(bytes: usize) ?[*]u8 {
     const rc = linux.mmap(null, bytes, .{ .READ = true, .WRITE = true }, .{ .TYPE = .PRIVATE, .ANONYMOUS = true }, -1, 0);
@@ -479,7 +541,7 @@ fn replayLoad(path: [*:0]const u8) void {
     var offset = first;
     var total: u32 = 0;
     while (format.decodeEvent(replay_bytes, offset)) |event| : (offset = event.next) {
-        counts[event.header.thread] += 1;
+        counts[event.thread] += 1;
         total += 1;
     } else |_| {}
     var sum: u32 = 0;
@@ -494,8 +556,8 @@ fn replayLoad(path: [*:0]const u8) void {
     offset = first;
     var index: u64 = 0;
     while (format.decodeEvent(replay_bytes, offset)) |event| : (offset = event.next) {
-        replay_slots[fill[event.header.thread]] = .{ .offset = offset, .index = index };
-        fill[event.header.thread] += 1;
+        replay_slots[fill[event.thread]] = .{ .offset = offset, .index = index };
+        fill[event.thread] += 1;
         index += 1;
     } else |_| {}
 }
@@ -505,12 +567,12 @@ fn kindNumber(kind: Kind) u64 {
 }
 
 /// Writes the divergence report and ends the process: never a hang.
-fn diverge(expected: ?format.Event, expected_index: u64, actual: Kind, actual_arg: u64, reason: []const u8) noreturn {
+pub fn diverge(expected: ?format.Event, expected_index: u64, actual: Kind, actual_arg: u64, reason: []const u8) noreturn {
     var buffer: [512]u8 = undefined;
-    const expected_kind: u64 = if (expected) |event| event.header.kind else 0;
-    const expected_arg: u64 = if (expected) |event| event.header.arg else 0;
+    const expected_kind: u64 = if (expected) |event| event.kind else 0;
+    const expected_arg: u64 = if (expected) |event| event.arg else 0;
     const text = std.fmt.bufPrint(&buffer, "diverged thread={d} event={d} expected_kind={d} expected_arg={d} actual_kind={d} actual_arg={d} reason={s}\n", .{
-        thread_id, expected_index, expected_kind, expected_arg, kindNumber(actual), actual_arg, reason,
+        threadState().id, expected_index, expected_kind, expected_arg, kindNumber(actual), actual_arg, reason,
     }) catch buffer[0..0];
     if (report_path[0] != 0) {
         const fd = rawOpen(&report_path, @as(u32, @bitCast(linux.O{ .ACCMODE = .WRONLY, .CREAT = true, .TRUNC = true, .CLOEXEC = true })), 0o600);
@@ -526,44 +588,67 @@ fn diverge(expected: ?format.Event, expected_index: u64, actual: Kind, actual_ar
 
 /// The next recorded call of this thread; diverges unless it is `kind` (and,
 /// with `check_arg`, has the same argument).
-fn expect(kind: Kind, arg: u64, check_arg: bool) format.Event {
-    const thread = thread_id;
+pub fn expect(kind: Kind, arg: u64, check_arg: bool) format.Event {
+    const thread = threadState().id;
     const cursor = thread_cursor[thread];
     var slot_index = thread_first[thread] + cursor;
     const end = thread_first[thread + 1];
     // Metadata events are not calls: step over them.
     while (slot_index < end) : (slot_index += 1) {
         const event = format.decodeEvent(replay_bytes, replay_slots[slot_index].offset) catch unreachable;
-        if (Kind.isCall(@fromBackingInt(@intCast(event.header.kind)))) break;
+        if (Kind.isCall(@fromBackingInt(event.kind))) break;
     }
-    if (slot_index >= end) {
-        const last_index: u64 = if (replay_slots.len == 0) 0 else replay_slots[replay_slots.len - 1].index + 1;
-        diverge(null, last_index, kind, arg, "trace-ended");
-    }
+    if (slot_index >= end) traceEnded(kind, arg);
     const slot = replay_slots[slot_index];
     const event = format.decodeEvent(replay_bytes, slot.offset) catch unreachable;
-    if (event.header.kind != @backingInt(kind)) diverge(event, slot.index, kind, arg, "call");
-    if (check_arg and event.header.arg != arg) diverge(event, slot.index, kind, arg, "argument");
+    if (event.kind != @backingInt(kind)) diverge(event, slot.index, kind, arg, "call");
+    if (check_arg and event.arg != arg) diverge(event, slot.index, kind, arg, "argument");
     thread_cursor[thread] = slot_index - thread_first[thread] + 1;
     position.store(slot.index, .release);
+    threadState().last_event = slot.index + 1;
     return event;
 }
 
-/// Sets errno from the event and returns its result.
-fn finish(event: format.Event) i64 {
-    errnoSet(event.header.errno);
-    return event.header.result;
+extern "c" var __libc_single_threaded: u8;
+/// How long a thread that ran out of recorded events waits for the process
+/// to end before that counts as divergence.
+const trace_end_park_ns_max: u64 = 3 * std.time.ns_per_s;
+
+/// This thread has no recorded events left. With other threads alive that
+/// is normal near the end: the recording stopped when another thread
+/// crashed or called exit, and so will the replay, so wait for that (bounded)
+/// instead of reporting divergence first.
+fn traceEnded(kind: Kind, arg: u64) noreturn {
+    const last_index: u64 = if (replay_slots.len == 0) 0 else replay_slots[replay_slots.len - 1].index + 1;
+    if (__libc_single_threaded == 0) {
+        const deadline = trace_spool.monotonicNs() + trace_end_park_ns_max;
+        const pause: linux.timespec = .{ .sec = 0, .nsec = 10 * std.time.ns_per_ms };
+        while (trace_spool.monotonicNs() < deadline) _ = linux.nanosleep(&pause, null);
+    }
+    diverge(null, last_index, kind, arg, "trace-ended");
 }
 
-fn copyPayload(destination: ?*anyopaque, event: format.Event) void {
+/// Sets errno from the event and returns its result.
+pub fn finish(event: format.Event) i64 {
+    if (event.flags.errno) errnoSet(event.errno);
+    return event.result;
+}
+
+pub fn copyPayload(destination: ?*anyopaque, event: format.Event) void {
     if (event.payload.len == 0) return;
     const bytes: [*]u8 = @ptrCast(destination orelse return);
     @memcpy(bytes[0..event.payload.len], event.payload);
 }
 
+/// Says which event the replay had reached when a report fired: the
+/// reporting thread's own last event (the global position also moves with
+/// other threads, in whatever order they run), or the global one when this
+/// thread has none.
 fn reportPosition() void {
     var buffer: [96]u8 = undefined;
-    const text = std.fmt.bufPrint(&buffer, "==reliab-pecker== replay position: event {d}\n", .{position.load(.acquire)}) catch return;
+    const own = threadState().last_event;
+    const event = if (own != 0) own - 1 else position.load(.acquire);
+    const text = std.fmt.bufPrint(&buffer, "==reliab-pecker== replay position: event {d}\n", .{event}) catch return;
     rawWrite(2, text);
 }
 
@@ -593,7 +678,7 @@ fn arenaString(bytes: []const u8) ?[*:0]u8 {
 
 /// A descriptor numbered `wanted` that reads as empty, for replayed opens and
 /// accepts whose file or peer is gone.
-fn placeholderDescriptor(wanted: i64) void {
+pub fn placeholderDescriptor(wanted: i64) void {
     if (wanted < 0) return;
     const target: i32 = @intCast(wanted);
     const in_use = linux.fcntl(target, linux.F.GETFD, 0);
@@ -633,7 +718,7 @@ fn interceptorOf(comptime name: [:0]const u8) ?*anyopaque {
 /// allocator, its helper threads): they are not program events. When the
 /// runtime intercepts `name`, every program call comes through that
 /// interceptor, so a call from anywhere else is the runtime's own.
-fn fromRuntime(comptime name: [:0]const u8, return_address: usize) bool {
+inline fn fromRuntime(comptime name: [:0]const u8, return_address: usize) bool {
     const interceptor = interceptorOf(name) orelse return false;
     var info: DlInfo = undefined;
     if (return_address == 0) return false;
@@ -643,25 +728,41 @@ fn fromRuntime(comptime name: [:0]const u8, return_address: usize) bool {
 
 /// Mode for this call; `.off` inside another hook (calls glibc makes for us)
 /// and for the sanitizer runtime's own calls.
-fn enter(comptime name: [:0]const u8, return_address: usize) Mode {
-    if (in_hook) return .off;
+pub inline fn enter(comptime name: [:0]const u8, return_address: usize) Mode {
+    const state = threadState();
+    if (state.in_hook) return .off;
     const now = currentMode();
-    if ((now == .record or now == .replay) and fromRuntime(name, return_address)) return .off;
-    if (now == .record or now == .replay) in_hook = true;
+    if (now != .record and now != .replay) return now;
+    if (fromRuntime(name, return_address)) return .off;
+    state.in_hook = true;
     return now;
 }
 
-fn leave(now: Mode) void {
-    if (now == .record or now == .replay) in_hook = false;
+/// `enter` for calls no sanitizer runtime makes for itself (pthread
+/// synchronization, sockets, poll): the runtime check would misjudge them,
+/// since ASan's mutex interceptor tail-calls the real function (the return
+/// address is the program's) and TSan's condition wait calls it from a
+/// cancellation wrapper.
+pub inline fn enterProgramCall() Mode {
+    const state = threadState();
+    if (state.in_hook) return .off;
+    const now = currentMode();
+    if (now != .record and now != .replay) return now;
+    state.in_hook = true;
+    return now;
 }
 
-fn sliceOf(pointer: ?*anyopaque, length: i64) []const u8 {
+pub inline fn leave(now: Mode) void {
+    if (now == .record or now == .replay) threadState().in_hook = false;
+}
+
+pub fn sliceOf(pointer: ?*anyopaque, length: i64) []const u8 {
     if (length <= 0) return &.{};
     const bytes: [*]const u8 = @ptrCast(pointer orelse return &.{});
     return bytes[0..@intCast(length)];
 }
 
-fn fdArg(fd: c_int) u64 {
+pub fn fdArg(fd: c_int) u64 {
     return @bitCast(@as(i64, fd));
 }
 
@@ -671,10 +772,10 @@ export fn read(fd: c_int, buffer: ?*anyopaque, count: usize) isize {
     defer leave(now);
     switch (now) {
         .record => {
+            const before = errnoGet();
             const result = real(ReadFn, "read")(fd, buffer, count);
             const saved = errnoGet();
-            emit(.read, fdArg(fd), result, saved, sliceOf(buffer, result));
-            errnoSet(saved);
+            emit(.read, fdArg(fd), result, errnoChange(before, saved), sliceOf(buffer, result));
             return result;
         },
         .replay => {
@@ -692,10 +793,10 @@ export fn recv(fd: c_int, buffer: ?*anyopaque, count: usize, flags: c_int) isize
     defer leave(now);
     switch (now) {
         .record => {
+            const before = errnoGet();
             const result = real(RecvFn, "recv")(fd, buffer, count, flags);
             const saved = errnoGet();
-            emit(.recv, fdArg(fd), result, saved, sliceOf(buffer, result));
-            errnoSet(saved);
+            emit(.recv, fdArg(fd), result, errnoChange(before, saved), sliceOf(buffer, result));
             return result;
         },
         .replay => {
@@ -713,10 +814,10 @@ export fn recvfrom(fd: c_int, buffer: ?*anyopaque, count: usize, flags: c_int, a
     defer leave(now);
     switch (now) {
         .record => {
+            const before = errnoGet();
             const result = real(RecvfromFn, "recvfrom")(fd, buffer, count, flags, address, length);
             const saved = errnoGet();
-            emit(.recvfrom, fdArg(fd), result, saved, sliceOf(buffer, result));
-            errnoSet(saved);
+            emit(.recvfrom, fdArg(fd), result, errnoChange(before, saved), sliceOf(buffer, result));
             return result;
         },
         .replay => {
@@ -735,10 +836,10 @@ export fn getrandom(buffer: ?*anyopaque, count: usize, flags: c_uint) isize {
     defer leave(now);
     switch (now) {
         .record => {
+            const before = errnoGet();
             const result = real(GetrandomFn, "getrandom")(buffer, count, flags);
             const saved = errnoGet();
-            emit(.getrandom, 0, result, saved, sliceOf(buffer, result));
-            errnoSet(saved);
+            emit(.getrandom, 0, result, errnoChange(before, saved), sliceOf(buffer, result));
             return result;
         },
         .replay => {
@@ -756,8 +857,9 @@ export fn time(out: ?*i64) i64 {
     defer leave(now);
     switch (now) {
         .record => {
+            const before = errnoGet();
             const result = real(TimeFn, "time")(out);
-            emit(.time, 0, result, errnoGet(), &.{});
+            emit(.time, 0, result, errnoChange(before, errnoGet()), &.{});
             return result;
         },
         .replay => {
@@ -775,8 +877,9 @@ export fn gettimeofday(value: ?*anyopaque, zone: ?*anyopaque) c_int {
     defer leave(now);
     switch (now) {
         .record => {
+            const before = errnoGet();
             const result = real(GettimeofdayFn, "gettimeofday")(value, zone);
-            emit(.gettimeofday, 0, result, errnoGet(), sliceOf(value, if (result == 0) 16 else 0));
+            emit(.gettimeofday, 0, result, errnoChange(before, errnoGet()), sliceOf(value, if (result == 0) 16 else 0));
             return result;
         },
         .replay => {
@@ -794,8 +897,9 @@ export fn clock_gettime(clock: c_int, value: ?*anyopaque) c_int {
     defer leave(now);
     switch (now) {
         .record => {
+            const before = errnoGet();
             const result = real(ClockGettimeFn, "clock_gettime")(clock, value);
-            emit(.clock_gettime, fdArg(clock), result, errnoGet(), sliceOf(value, if (result == 0) 16 else 0));
+            emit(.clock_gettime, fdArg(clock), result, errnoChange(before, errnoGet()), sliceOf(value, if (result == 0) 16 else 0));
             return result;
         },
         .replay => {
@@ -843,7 +947,7 @@ export fn getenv(name: [*:0]const u8) ?[*:0]u8 {
         },
         .replay => {
             const event = expect(.getenv, hash, true);
-            if (event.header.result == 0) return null;
+            if (event.result == 0) return null;
             return arenaString(event.payload);
         },
         else => return real(GetenvFn, "getenv")(name),
@@ -852,7 +956,7 @@ export fn getenv(name: [*:0]const u8) ?[*:0]u8 {
 
 fn openReplay(hash: u64) c_int {
     const event = expect(.open, hash, true);
-    placeholderDescriptor(event.header.result);
+    placeholderDescriptor(event.result);
     return @intCast(finish(event));
 }
 
@@ -868,10 +972,10 @@ fn openImpl(path: [*:0]const u8, flags: c_int, file_mode: c_uint, return_address
     const hash = format.nameHash(std.mem.span(path));
     switch (now) {
         .record => {
+            const before = errnoGet();
             const result = real(OpenFn, "open")(path, flags, file_mode);
             const saved = errnoGet();
-            emit(.open, hash, result, saved, std.mem.span(path));
-            errnoSet(saved);
+            emit(.open, hash, result, errnoChange(before, saved), std.mem.span(path));
             return result;
         },
         .replay => return openReplay(hash),
@@ -890,10 +994,10 @@ export fn openat(directory: c_int, path: [*:0]const u8, flags: c_int, file_mode:
     const hash = format.nameHash(std.mem.span(path));
     switch (now) {
         .record => {
+            const before = errnoGet();
             const result = real(OpenatFn, "openat")(directory, path, flags, file_mode);
             const saved = errnoGet();
-            emit(.open, hash, result, saved, std.mem.span(path));
-            errnoSet(saved);
+            emit(.open, hash, result, errnoChange(before, saved), std.mem.span(path));
             return result;
         },
         .replay => return openReplay(hash),
@@ -912,16 +1016,16 @@ fn fopenImpl(path: [*:0]const u8, open_mode: [*:0]const u8, return_address: usiz
     const hash = format.nameHash(std.mem.span(path));
     switch (now) {
         .record => {
+            const before = errnoGet();
             const result = real(FopenFn, "fopen")(path, open_mode);
             const saved = errnoGet();
-            emit(.fopen, hash, @intFromBool(result != null), saved, std.mem.span(path));
-            errnoSet(saved);
+            emit(.fopen, hash, @intFromBool(result != null), errnoChange(before, saved), std.mem.span(path));
             return result;
         },
         .replay => {
             const event = expect(.fopen, hash, true);
             // The file may be gone: reads from this stream are replayed anyway.
-            if (event.header.result == 0) {
+            if (event.result == 0) {
                 _ = finish(event);
                 return null;
             }
@@ -941,16 +1045,16 @@ export fn fgets(buffer: ?[*]u8, size: c_int, stream: ?*FILE) ?[*]u8 {
     defer leave(now);
     switch (now) {
         .record => {
+            const before = errnoGet();
             const result = real(FgetsFn, "fgets")(buffer, size, stream);
             const saved = errnoGet();
             const length: usize = if (result) |text| std.mem.len(@as([*:0]u8, @ptrCast(text))) + 1 else 0;
-            emit(.fgets, 0, @intFromBool(result != null), saved, if (result) |text| text[0..length] else &.{});
-            errnoSet(saved);
+            emit(.fgets, 0, @intFromBool(result != null), errnoChange(before, saved), if (result) |text| text[0..length] else &.{});
             return result;
         },
         .replay => {
             const event = expect(.fgets, 0, false);
-            if (event.header.result == 0) {
+            if (event.result == 0) {
                 _ = finish(event);
                 return null;
             }
@@ -967,10 +1071,10 @@ export fn fread(buffer: ?*anyopaque, size: usize, count: usize, stream: ?*FILE) 
     defer leave(now);
     switch (now) {
         .record => {
+            const before = errnoGet();
             const result = real(FreadFn, "fread")(buffer, size, count, stream);
             const saved = errnoGet();
-            emit(.fread, size, @intCast(result), saved, sliceOf(buffer, @intCast(result * size)));
-            errnoSet(saved);
+            emit(.fread, size, @intCast(result), errnoChange(before, saved), sliceOf(buffer, @intCast(result * size)));
             return result;
         },
         .replay => {
@@ -988,8 +1092,9 @@ fn fgetcLike(comptime name: [:0]const u8, stream: ?*FILE, return_address: usize)
     defer leave(now);
     switch (now) {
         .record => {
+            const before = errnoGet();
             const result = real(FgetcFn, name)(stream);
-            emit(.fgetc, 0, result, errnoGet(), &.{});
+            emit(.fgetc, 0, result, errnoChange(before, errnoGet()), &.{});
             return result;
         },
         .replay => return @intCast(finish(expect(.fgetc, 0, false))),
@@ -1011,8 +1116,9 @@ export fn getchar() c_int {
     defer leave(now);
     switch (now) {
         .record => {
+            const before = errnoGet();
             const result = real(GetcharFn, "getchar")();
-            emit(.fgetc, 0, result, errnoGet(), &.{});
+            emit(.fgetc, 0, result, errnoChange(before, errnoGet()), &.{});
             return result;
         },
         .replay => return @intCast(finish(expect(.fgetc, 0, false))),
@@ -1026,15 +1132,15 @@ export fn getline(line: *?[*]u8, capacity: *usize, stream: ?*FILE) isize {
     defer leave(now);
     switch (now) {
         .record => {
+            const before = errnoGet();
             const result = real(GetlineFn, "getline")(line, capacity, stream);
             const saved = errnoGet();
-            emit(.getline, 0, result, saved, sliceOf(line.*, if (result >= 0) result + 1 else 0));
-            errnoSet(saved);
+            emit(.getline, 0, result, errnoChange(before, saved), sliceOf(line.*, if (result >= 0) result + 1 else 0));
             return result;
         },
         .replay => {
             const event = expect(.getline, 0, false);
-            if (event.header.result >= 0) {
+            if (event.result >= 0) {
                 // Grow with the program's own allocator (the sanitizer's, on replay).
                 if (line.* == null or capacity.* < event.payload.len) {
                     const grown = realloc(line.*, event.payload.len) orelse {
@@ -1049,161 +1155,5 @@ export fn getline(line: *?[*]u8, capacity: *usize, stream: ?*FILE) isize {
             return @intCast(finish(event));
         },
         else => return real(GetlineFn, "getline")(line, capacity, stream),
-    }
-}
-
-const AcceptFn = *const fn (c_int, ?*anyopaque, ?*u32) callconv(.c) c_int;
-export fn accept(fd: c_int, address: ?*anyopaque, length: ?*u32) c_int {
-    const now = enter("accept", @returnAddress());
-    defer leave(now);
-    switch (now) {
-        .record => {
-            const result = real(AcceptFn, "accept")(fd, address, length);
-            const saved = errnoGet();
-            const size: i64 = if (result >= 0 and length != null) length.?.* else 0;
-            emit(.accept, fdArg(fd), result, saved, sliceOf(address, size));
-            errnoSet(saved);
-            return result;
-        },
-        .replay => {
-            const event = expect(.accept, fdArg(fd), true);
-            if (address != null and length != null and length.?.* >= event.payload.len) {
-                copyPayload(address, event);
-                length.?.* = @intCast(event.payload.len);
-            }
-            placeholderDescriptor(event.header.result);
-            return @intCast(finish(event));
-        },
-        else => return real(AcceptFn, "accept")(fd, address, length),
-    }
-}
-
-const ConnectFn = *const fn (c_int, ?*const anyopaque, u32) callconv(.c) c_int;
-export fn connect(fd: c_int, address: ?*const anyopaque, length: u32) c_int {
-    const now = enter("connect", @returnAddress());
-    defer leave(now);
-    switch (now) {
-        .record => {
-            const result = real(ConnectFn, "connect")(fd, address, length);
-            const saved = errnoGet();
-            emit(.connect, fdArg(fd), result, saved, &.{});
-            errnoSet(saved);
-            return result;
-        },
-        .replay => return @intCast(finish(expect(.connect, fdArg(fd), true))),
-        else => return real(ConnectFn, "connect")(fd, address, length),
-    }
-}
-
-// ---------------------------------------------------------------- threads
-
-const StartFn = *const fn (?*anyopaque) callconv(.c) ?*anyopaque;
-const ThreadSlot = struct {
-    used: std.atomic.Value(bool) = .init(false),
-    start: StartFn = undefined,
-    argument: ?*anyopaque = null,
-    logical: u32 = 0,
-};
-var thread_slots: [thread_slots_max]ThreadSlot = @splat(.{});
-
-fn trampoline(opaque_slot: ?*anyopaque) callconv(.c) ?*anyopaque {
-    const slot: *ThreadSlot = @ptrCast(@alignCast(opaque_slot.?));
-    const start = slot.start;
-    const argument = slot.argument;
-    thread_id = slot.logical;
-    slot.used.store(false, .release);
-    if (mode.load(.acquire) == .record) installAltStack();
-    return start(argument);
-}
-
-fn slotTake(start: StartFn, argument: ?*anyopaque, logical: u32) ?*ThreadSlot {
-    for (&thread_slots) |*slot| {
-        if (slot.used.cmpxchgStrong(false, true, .acq_rel, .acquire) == null) {
-            slot.start = start;
-            slot.argument = argument;
-            slot.logical = logical;
-            return slot;
-        }
-    }
-    return null;
-}
-
-const PthreadCreateFn = *const fn (*anyopaque, ?*const anyopaque, StartFn, ?*anyopaque) callconv(.c) c_int;
-export fn pthread_create(handle: *anyopaque, attributes: ?*const anyopaque, start: StartFn, argument: ?*anyopaque) c_int {
-    const now = enter("pthread_create", @returnAddress());
-    defer leave(now);
-    const create = real(PthreadCreateFn, "pthread_create");
-    const logical: u32 = switch (now) {
-        .record => thread_next.fetchAdd(1, .acq_rel),
-        .replay => @intCast(expect(.pthread_create, 0, false).header.result),
-        else => return create(handle, attributes, start, argument),
-    };
-    if (logical >= format.threads_max) return create(handle, attributes, start, argument);
-    const slot = slotTake(start, argument, logical) orelse return create(handle, attributes, start, argument);
-    const result = create(handle, attributes, &trampoline, slot);
-    if (result != 0) slot.used.store(false, .release);
-    if (now == .record) emit(.pthread_create, 0, logical, result, &.{});
-    return result;
-}
-
-const MutexEntry = struct {
-    address: std.atomic.Value(usize) = .init(0),
-    epoch: std.atomic.Value(u64) = .init(0),
-};
-var mutexes: [mutexes_max]MutexEntry = @splat(.{});
-
-fn mutexEntry(address: usize) ?*MutexEntry {
-    var index: usize = std.hash.int(address) % mutexes_max;
-    var probes: u32 = 0;
-    while (probes < mutexes_max) : (probes += 1) {
-        const entry = &mutexes[index];
-        const current = entry.address.load(.acquire);
-        if (current == address) return entry;
-        if (current == 0) {
-            if (entry.address.cmpxchgStrong(0, address, .acq_rel, .acquire)) |other| {
-                if (other == address) return entry;
-            } else return entry;
-        }
-        index = (index + 1) % mutexes_max;
-    }
-    return null;
-}
-
-fn monotonicNs() u64 {
-    var now: linux.timespec = undefined;
-    _ = linux.clock_gettime(.MONOTONIC, &now);
-    return @as(u64, @intCast(now.sec)) * std.time.ns_per_s + @as(u64, @intCast(now.nsec));
-}
-
-const MutexFn = *const fn (*anyopaque) callconv(.c) c_int;
-export fn pthread_mutex_lock(mutex: *anyopaque) c_int {
-    const now = enter("pthread_mutex_lock", @returnAddress());
-    defer leave(now);
-    const lock = real(MutexFn, "pthread_mutex_lock");
-    switch (now) {
-        .record => {
-            const result = lock(mutex);
-            const entry = mutexEntry(@intFromPtr(mutex));
-            // Under the lock, so epochs of one mutex are in acquisition order.
-            const epoch: u64 = if (entry) |e| e.epoch.fetchAdd(1, .acq_rel) + 1 else 0;
-            emit(.mutex_lock, epoch, result, 0, &.{});
-            return result;
-        },
-        .replay => {
-            const event = expect(.mutex_lock, 0, false);
-            const epoch = event.header.arg;
-            const entry = mutexEntry(@intFromPtr(mutex)) orelse return lock(mutex);
-            if (epoch == 0) return lock(mutex);
-            // Wait for this thread's turn, as recorded: never forever.
-            const deadline = monotonicNs() + epoch_wait_ns_max;
-            while (entry.epoch.load(.acquire) != epoch - 1) {
-                if (monotonicNs() > deadline) diverge(event, position.load(.acquire), .mutex_lock, epoch, "lock-epoch-timeout");
-                _ = linux.sched_yield();
-            }
-            const result = lock(mutex);
-            entry.epoch.store(epoch, .release);
-            return result;
-        },
-        else => return lock(mutex),
     }
 }
