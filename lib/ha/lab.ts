@@ -34,6 +34,7 @@ import { writeFileAtomic } from "../atomic_file.ts";
 import { mustRun, runCommand } from "./_command.ts";
 import { killNetnsProcesses } from "./agent/_host.ts";
 import { OFFLOADS_OFF } from "./agent/offloads.ts";
+import { sweepStaleControlSockets } from "./agent/control_socket.ts";
 
 /** One node of the lab. */
 export interface LabNode {
@@ -198,6 +199,7 @@ export async function labDown(options: LabOptions = {}): Promise<string[]> {
     }
   }
   removed.push(...await sweep(name));
+  await sweepStaleControlSockets();
   await Deno.remove(statePath).catch((error) => {
     if (!(error instanceof Deno.errors.NotFound)) throw error;
   });

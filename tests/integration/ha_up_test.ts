@@ -9,6 +9,7 @@ import assert from "node:assert/strict";
 import { isCleanError, LAUNCHER, ROOT, runCli } from "../_support/cli.ts";
 import { labDown, labUp } from "../../lib/ha/lab.ts";
 import { NF_SYSCTLS } from "../../lib/ha/agent/nf_namespace.ts";
+import { probeControlSocket } from "../../lib/ha/agent/control_socket.ts";
 
 const VIP = "10.77.0.1";
 const NF_PORT = 7000;
@@ -48,11 +49,10 @@ async function leftovers(node: string): Promise<string[]> {
   const inode = /\[(\d+)\]/.exec(
     await stdout(["ip", "netns", "exec", node, "readlink", "/proc/self/ns/net"]),
   )?.[1];
-  try {
-    await Deno.stat(`/run/reliab/ha/net-${inode}.sock`);
+  // Only a live socket is this agent's: a file left by an agent SIGKILLed in
+  // another test may carry a recycled namespace inode.
+  if (await probeControlSocket(`/run/reliab/ha/net-${inode}.sock`) === "live") {
     found.push("control socket");
-  } catch {
-    // Absent: good.
   }
   return found;
 }

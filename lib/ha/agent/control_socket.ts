@@ -98,6 +98,32 @@ export async function probeControlSocket(path: string): Promise<ControlSocketSta
 }
 
 /**
+ * Removes socket files whose agent died (SIGKILL leaves them): nothing
+ * listens on them, and a recycled namespace inode would make one look like
+ * the socket of a new namespace. Returns how many were removed.
+ *
+ * @example
+ * ```ts
+ * await sweepStaleControlSockets();
+ * ```
+ */
+export async function sweepStaleControlSockets(dir: string = CONTROL_DIR): Promise<number> {
+  let removed = 0;
+  try {
+    for await (const entry of Deno.readDir(dir)) {
+      if (!/^net-\d+\.sock$/.test(entry.name)) continue;
+      const path = `${dir}/${entry.name}`;
+      if (await probeControlSocket(path) !== "stale") continue;
+      await Deno.remove(path).catch(() => {});
+      removed += 1;
+    }
+  } catch (error) {
+    if (!(error instanceof Deno.errors.NotFound)) throw error;
+  }
+  return removed;
+}
+
+/**
  * Serves `target` on this namespace's control socket. A stale socket file
  * (its agent died) is replaced; a live one is an error: one agent per
  * namespace.
