@@ -8,6 +8,7 @@
  * @module
  */
 import { ReliabError } from "../errors.ts";
+import type { LoadReport } from "./load_client.ts";
 
 /** `ha up --json`'s line once the agent runs. */
 export interface UpLine {
@@ -33,20 +34,8 @@ export interface HaStatusView {
   readonly takeover: { readonly atUnixMs: number; readonly detectMs: number } | null;
 }
 
-/** `ha load --json`: the load client's summary. */
-export interface LoadSummary {
-  readonly connections: number;
-  readonly completed: number;
-  readonly resets: number;
-  readonly bytesSent: number;
-  readonly bytesVerified: number;
-  readonly bytesLost: number;
-  readonly bytesDuplicated: number;
-  readonly bytesCorrupted: number;
-  readonly longestStallMs: number;
-  readonly elapsedMs: number;
-  readonly goodputMbps: number;
-}
+/** `ha load --json`: the load client's summary (its report without the per-connection rows). */
+export type LoadSummary = Omit<LoadReport, "perConnection">;
 
 const LOAD_FIELDS = [
   "connections",
