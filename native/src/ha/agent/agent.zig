@@ -93,7 +93,10 @@ pub const Agent = struct {
         // Rings twice the RX frames: the kernel publishes its fill-ring
         // consumer index lazily, so a ring exactly as deep as the frames can
         // look full when a frame comes back to it.
-        const options = xsk.Options{ .frame_count = 16384, .ring_size = 16384 };
+        // 16384 RX frames: at 64 streams the primary's RX ring overflowed
+        // with 8192 (about 10 000 drops per 128 MiB run, each a client
+        // retransmission) while its thread waited for a CPU; none with 16384.
+        const options = xsk.Options{ .frame_count = 32768, .ring_size = 16384 };
         self.outer = xsk.Socket.open(config.outer_ifindex, options) catch |err| {
             why.* = "cannot open the AF_XDP socket on the outer interface";
             return xskError(err);
