@@ -32,6 +32,9 @@ export interface HaStatusView {
   readonly connections: number;
   /** Set on a node that took over: when, and how long detection took. */
   readonly takeover: { readonly atUnixMs: number; readonly detectMs: number } | null;
+  /** Peers this node hears now, and peers configured. */
+  readonly peersAlive: number;
+  readonly peersTotal: number;
 }
 
 /** `ha load --json`: the load client's summary (its report without the per-connection rows). */
@@ -149,6 +152,7 @@ export function parseHaStatus(text: string): HaStatusView {
   if (primary !== null && (typeof primary !== "number" || !Number.isInteger(primary))) {
     throw bad(what, `"primary_id" is not a number or null`);
   }
+  const peers = Array.isArray(value["peers"]) ? value["peers"] as unknown[] : [];
   // The agent says 0 for "no primary known".
   const takeover = value["takeover"];
   let parsedTakeover: HaStatusView["takeover"] = null;
@@ -166,6 +170,10 @@ export function parseHaStatus(text: string): HaStatusView {
     primaryId: primary === 0 ? null : primary as number | null,
     connections: num(value, "connections", what),
     takeover: parsedTakeover,
+    peersAlive:
+      peers.filter((p) => typeof p === "object" && p !== null && (p as Json)["alive"] === true)
+        .length,
+    peersTotal: peers.length,
   };
 }
 

@@ -60,6 +60,8 @@ Deno.test("status parses role, epoch, primary and takeover", () => {
     primaryId: 2,
     connections: 64,
     takeover: { atUnixMs: 1_700_000_000_123, detectMs: 10.5 },
+    peersAlive: 0,
+    peersTotal: 1,
   });
   const replica = parseHaStatus(
     JSON.stringify({ ...STATUS, role: "replica", primary_id: 0, takeover: null }),

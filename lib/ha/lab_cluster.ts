@@ -203,6 +203,29 @@ export class Cluster implements AsyncDisposable {
     return Date.now();
   }
 
+  /**
+   * Waits until the primary hears every replica. A connection opened before
+   * that is not replicated (the primary holds nothing for a member it does
+   * not know), and a failover would leave it with a hole.
+   */
+  async waitForGroup(timeoutMs: number): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const s = await this.status(1);
+      if (s.peersAlive === s.peersTotal) return;
+      if (Date.now() > deadline) {
+        throw new ReliabError(
+          `Cannot form the group: the primary hears ${s.peersAlive} of ${s.peersTotal} replicas`,
+          {
+            code: "group_incomplete",
+            hint: "check the replicas' output and 'reliab ha status' on each node",
+          },
+        );
+      }
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+  }
+
   /** Node `id`'s `ha status --json`. */
   async status(id: number): Promise<HaStatusView> {
     const node = this.node(id);
@@ -308,7 +331,9 @@ export async function startCluster(lab: Lab, options: ClusterOptions = {}): Prom
     const first = await start(lab.nodes[0]!, 0);
     const rest = await Promise.all(lab.nodes.slice(1).map((node, i) => start(node, i + 1)));
     const nodes = [first, ...rest];
-    return new Cluster(lab, port, nodes, options.signal);
+    const cluster = new Cluster(lab, port, nodes, options.signal);
+    await cluster.waitForGroup(timeoutMs);
+    return cluster;
   } catch (error) {
     const namespaces = lab.nodes.flatMap((n) => [n.netns, `${n.netns}-nf`]);
     const before = await snapshotProcesses(namespaces);

@@ -41,6 +41,7 @@ interface Status {
   readonly id: number;
   readonly role: string;
   readonly epoch: number;
+  readonly peers: readonly { readonly alive: boolean }[];
 }
 
 function labName(tag: string): string {
@@ -119,7 +120,17 @@ async function startAgents(
   // `ha up` prints its ready line once the NF listens on the VIP: the
   // replicas' NFs are ready for the first SYN too.
   const primary = await start(lab.nodes[0]!);
-  return [primary, ...await Promise.all(lab.nodes.slice(1).map(start))];
+  const nodes = [primary, ...await Promise.all(lab.nodes.slice(1).map(start))];
+  // Connections opened before the primary hears a replica are not replicated.
+  const deadline = Date.now() + 30_000;
+  for (;;) {
+    const s = await status(primary.netns);
+    const alive = s.peers.filter((p) => p.alive).length;
+    if (alive === lab.nodes.length - 1) break;
+    assert.ok(Date.now() < deadline, `the primary hears ${alive} replicas: ${JSON.stringify(s)}`);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+  return nodes;
 }
 
 async function stopAgents(agents: readonly NetnsProcess[]): Promise<void> {
