@@ -43,6 +43,7 @@ const Snapshot = struct {
     loop_max_ns: u64 = 0,
     health: datapath_mod.Datapath.Health = .{},
     alive_mask: u16 = 0,
+    dropped: bool = false,
     tx_drops: u64 = 0,
     kernel_drops: u64 = 0,
 };
@@ -235,6 +236,7 @@ pub const Agent = struct {
             .loop_max_ns = self.loop_max_ns,
             .health = dp.health(now),
             .alive_mask = dp.aliveMaskPublic(),
+            .dropped = dp.dropped,
             .tx_drops = self.tx_drops,
             .kernel_drops = kernelDrops(&self.outer) + kernelDrops(&self.inner),
         };
@@ -279,6 +281,7 @@ pub const Agent = struct {
             });
         }
         w.print("]", .{});
+        w.print(",\"dropped_from_group\":{}", .{s.dropped});
         w.print(",\"loop_errno\":{d},\"realtime\":{},\"loop_max_ms\":{d:.3},\"counters\":{{", .{ s.loop_errno, s.realtime, nsToMs(s.loop_max_ns) });
         inline for (@typeInfo(datapath_mod.Counters).@"struct".field_names, 0..) |name, i| {
             w.print("{s}\"{s}\":{d}", .{ if (i == 0) "" else ",", name, @field(s.counters, name) });
@@ -327,8 +330,8 @@ fn raisePriority(self: *Agent) void {
 }
 
 /// Role, primary and epoch as the heartbeat thread reads them.
-fn packState(dp: *const datapath_mod.Datapath) u64 {
-    return @as(u64, @backingInt(dp.role)) << 40 | @as(u64, dp.primary_id) << 32 | dp.epoch;
+fn packState(dp: *datapath_mod.Datapath) u64 {
+    return @as(u64, dp.groupMask()) << 48 | @as(u64, @backingInt(dp.role)) << 40 | @as(u64, dp.primary_id) << 32 | dp.epoch;
 }
 
 /// Sends heartbeats on time even while the packet thread works through a
@@ -341,7 +344,7 @@ fn packState(dp: *const datapath_mod.Datapath) u64 {
 fn heartbeatRun(self: *Agent) void {
     raisePriority(self);
     const interval_ns = @as(u64, self.config.heartbeat_us) * std.time.ns_per_us;
-    var buf: [wire.header_bytes]u8 = undefined;
+    var buf: [wire.heartbeat_bytes]u8 = undefined;
     while (!self.stop_requested.load(.acquire) and !self.loop_done.load(.acquire)) {
         const state = self.hb_state.load(.acquire);
         const role: wire.Role = @fromBackingInt(@as(u8, @truncate(state >> 40)));
@@ -354,6 +357,7 @@ fn heartbeatRun(self: *Agent) void {
                 .count = 0,
                 .epoch = @truncate(state),
             });
+            wire.writeGroup(&buf, @truncate(state >> 48));
             for (0..self.config.peer_count) |i| Agent.toPeer(self, @intCast(i), &buf);
             _ = self.hb_sent.fetchAdd(self.config.peer_count, .monotonic);
         }

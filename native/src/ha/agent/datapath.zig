@@ -100,6 +100,7 @@ pub const Counters = struct {
     heartbeats_received: u64 = 0,
     failovers: u64 = 0,
     inferred_mappings: u64 = 0,
+    dropped_from_group: u64 = 0,
     replicas_dropped: u64 = 0,
     conns_opened: u64 = 0,
     conns_closed: u64 = 0,
@@ -170,6 +171,9 @@ const Conn = struct {
     last_ns: u64 = 0,
 };
 
+/// How many times the takeover silence a primary waits before it drops a replica.
+pub const replica_drop_factor = 4;
+
 /// Reports for connections the primary has not seen open yet, kept briefly.
 const early_max = 64;
 const EarlyReport = struct { conn: wire.Key, rcv_nxt: u32, peer: u8 };
@@ -191,6 +195,9 @@ pub const Datapath = struct {
     /// The agent sends periodic heartbeats from a thread of their own (see
     /// agent.zig); the datapath then sends only the one that announces a takeover.
     heartbeats_external: bool = false,
+    /// This replica was in the primary's group; `dropped` once it no longer is.
+    in_group: bool = false,
+    dropped: bool = false,
     last_gc_ns: u64 = 0,
     primary_last_heard_ns: u64 = 0,
 
@@ -688,6 +695,9 @@ pub const Datapath = struct {
             .heartbeat => {
                 self.counters.heartbeats_received += 1;
                 self.follow(header, now);
+                if (header.role == .primary and header.epoch == self.epoch and self.role == .replica) {
+                    self.checkMembership(wire.readGroup(datagram));
+                }
             },
             .conn_open => {
                 self.counters.conn_opens_received += 1;
@@ -824,20 +834,26 @@ pub const Datapath = struct {
     pub fn tick(self: *Datapath, now: u64) void {
         if (self.role == .failed) return;
         const interval = @as(u64, self.config.heartbeat_us) * std.time.ns_per_us;
-        if (!self.heartbeats_external and now -% self.last_heartbeat_ns >= interval) {
-            self.last_heartbeat_ns = now;
-            self.heartbeat();
-        }
         const silence = interval * self.config.miss_threshold;
         var lost_member = false;
         for (self.peerSlice()) |*p| {
-            const alive = p.heard and now -% p.last_heard_ns <= silence;
+            // A primary waits longer before dropping a replica than a replica
+            // waits before taking over: a dropped replica may lack acknowledged
+            // bytes and is out for good, while a late drop costs only a stall.
+            const limit = if (self.emitting() and p.role == .replica) silence * replica_drop_factor else silence;
+            const alive = p.heard and now -% p.last_heard_ns <= limit;
             if (p.alive and !alive and p.role == .replica) lost_member = true;
             p.alive = alive;
         }
         if (lost_member and self.emitting()) {
             self.counters.replicas_dropped += 1;
             self.releaseAll(now);
+        }
+        // After the liveness update: the heartbeat's group must not list a
+        // replica whose bytes this primary no longer waits for.
+        if (!self.heartbeats_external and now -% self.last_heartbeat_ns >= interval) {
+            self.last_heartbeat_ns = now;
+            self.heartbeat();
         }
         if (self.role == .replica and self.primary_id != 0 and self.shouldPromote()) {
             self.promote(now, now -% self.primary_last_heard_ns);
@@ -850,15 +866,41 @@ pub const Datapath = struct {
     }
 
     fn heartbeat(self: *Datapath) void {
-        var buf: [wire.header_bytes]u8 = undefined;
+        var buf: [wire.heartbeat_bytes]u8 = undefined;
         self.writeOwnHeader(&buf, .heartbeat, 0);
+        wire.writeGroup(&buf, self.groupMask());
         for (0..self.config.peer_count) |i| {
             self.counters.heartbeats_sent += 1;
             self.sink.to_peer(self.sink.ctx, @intCast(i), &buf);
         }
     }
 
+    /// Ids of the live replicas this primary holds client bytes for.
+    pub fn groupMask(self: *Datapath) u16 {
+        if (self.role != .primary) return 0;
+        var mask: u16 = 0;
+        for (self.peerSlice()) |p| {
+            if (p.alive and p.role == .replica and p.id != 0) mask |= @as(u16, 1) << @intCast(p.id);
+        }
+        return mask;
+    }
+
+    /// A replica the primary dropped from its group (it fell silent for a
+    /// while) may lack client bytes the primary acknowledged meanwhile: it
+    /// must never take over. It stays out until restarted (rejoining with
+    /// state transfer is issue 4).
+    fn checkMembership(self: *Datapath, group: u16) void {
+        const mine = group & (@as(u16, 1) << @intCast(self.config.id)) != 0;
+        if (mine) {
+            self.in_group = true;
+        } else if (self.in_group and !self.dropped) {
+            self.dropped = true;
+            self.counters.dropped_from_group += 1;
+        }
+    }
+
     fn shouldPromote(self: *Datapath) bool {
+        if (self.dropped) return false;
         for (self.peerSlice()) |p| {
             if (p.id == self.primary_id and p.alive) return false;
         }
@@ -1416,7 +1458,7 @@ test "a dead replica stops holding the primary" {
     pair.client(&fixtures.data, 60);
     try testing.expectEqual(@as(usize, 0), pair.p_rec.to_nf.items.len);
     const interval = @as(u64, pair.primary.config.heartbeat_us) * std.time.ns_per_us;
-    pair.primary.tick(interval * (pair.primary.config.miss_threshold + 2));
+    pair.primary.tick(interval * (pair.primary.config.miss_threshold * replica_drop_factor + 2));
     try testing.expectEqual(@as(usize, 1), pair.p_rec.to_nf.items.len);
     try testing.expectEqual(@as(u64, 1), pair.primary.counters.replicas_dropped);
 }
@@ -1531,10 +1573,12 @@ test "sync before serve: a new primary emits nothing until every live member rep
     const dp = try Datapath.init(testing.allocator, config, rec.sink(), 0);
     defer dp.deinit(testing.allocator);
     // Heartbeats: node 1 is primary (epoch 17), node 3 a replica.
-    var hb: [wire.header_bytes]u8 = undefined;
+    var hb: [wire.heartbeat_bytes]u8 = undefined;
     wire.writeHeader(&hb, .{ .kind = .heartbeat, .sender = 1, .role = .primary, .primary = 1, .count = 0, .epoch = 17 });
+    wire.writeGroup(&hb, 1 << 2 | 1 << 3);
     dp.controlDatagram(0, &hb, 1);
     wire.writeHeader(&hb, .{ .kind = .heartbeat, .sender = 3, .role = .replica, .primary = 1, .count = 0, .epoch = 17 });
+    wire.writeGroup(&hb, 0);
     dp.controlDatagram(1, &hb, 1);
     var buf: [frame_bytes_max]u8 = undefined;
     dp.outerFrame(copyFrame(&buf, &fixtures.syn), 2);
@@ -1602,4 +1646,27 @@ test "a replica replays its NF's unacknowledged output at takeover" {
     try testing.expectEqual(@as(u16, 100), r.payload_len);
     try testing.expectEqual((try packet.parse(&fixtures.syn_ack)).seq +% 1, r.seq);
     try testing.expect(packet.checksumsValid(sent, r));
+}
+
+test "a replica the primary dropped from its group never takes over" {
+    var pair: Pair = .{};
+    try pair.init();
+    defer pair.deinit();
+    // Pair.init exchanged heartbeats before the primary knew the replica:
+    // the next one lists it.
+    pair.primary.tick(2 * std.time.ns_per_ms);
+    pair.deliverPeers(2 * std.time.ns_per_ms);
+    std.debug.print("mask={d} in_group={} epochs {d} {d}\n", .{ pair.primary.groupMask(), pair.replica.in_group, pair.primary.epoch, pair.replica.epoch });
+    try testing.expect(pair.replica.in_group);
+    // The primary stops hearing the replica and drops it; its heartbeat says so.
+    const interval = @as(u64, pair.primary.config.heartbeat_us) * std.time.ns_per_us;
+    var now: u64 = interval * (pair.primary.config.miss_threshold * replica_drop_factor + 5);
+    pair.primary.tick(now);
+    try testing.expectEqual(@as(u16, 0), pair.primary.groupMask());
+    pair.deliverPeers(now);
+    try testing.expect(pair.replica.dropped);
+    // Then the primary dies: the dropped replica stays a replica.
+    const until = now + interval * (pair.replica.config.miss_threshold + 5);
+    while (now < until) : (now += interval) pair.replica.tick(now);
+    try testing.expectEqual(Role.replica, pair.replica.role);
 }

@@ -37,6 +37,19 @@ pub fn key(client_ip: u32, client_port: u16, vip_port: u16) Key {
 pub const ConnOpen = struct { conn: Key, isn: u32, tsval: u32, has_ts: bool };
 pub const conn_open_bytes = 20;
 
+/// A heartbeat carries the sender's group: bit N set = node N is a member
+/// (a primary lists the replicas it holds client bytes for).
+pub const group_bytes = 2;
+pub const heartbeat_bytes = header_bytes + group_bytes;
+
+pub fn writeGroup(out: []u8, group: u16) void {
+    std.mem.writeInt(u16, out[header_bytes..][0..2], group, .big);
+}
+
+pub fn readGroup(datagram: []const u8) u16 {
+    return std.mem.readInt(u16, datagram[header_bytes..][0..2], .big);
+}
+
 /// Replica -> primary: how far its NF's stack acknowledged the client's bytes.
 pub const Report = struct { conn: Key, rcv_nxt: u32 };
 pub const report_bytes = 12;
@@ -69,7 +82,8 @@ pub fn readHeader(datagram: []const u8) DecodeError!Header {
         .epoch = std.mem.readInt(u32, datagram[8..12], .big),
     };
     const body: usize = switch (header.kind) {
-        .heartbeat, .fail_request => 0,
+        .heartbeat => group_bytes,
+        .fail_request => 0,
         .conn_open => @as(usize, header.count) * conn_open_bytes,
         .rcv_report => @as(usize, header.count) * report_bytes,
         _ => return error.UnknownKind,
