@@ -38,6 +38,9 @@ const turn_wait_ns_max: u64 = 5 * std.time.ns_per_s;
 /// Yields before a waiting thread sleeps on the epoch's futex.
 const turn_spins_max: u32 = 64;
 const turn_sleep_ns: u32 = 10 * std.time.ns_per_ms;
+/// How long a new thread waits, when recording, for its creator to store
+/// the pthread_create event before it runs the program's start routine.
+const announce_wait_ns_max: u64 = 5 * std.time.ns_per_s;
 
 // ---------------------------------------------------------------- threads
 
@@ -49,6 +52,9 @@ const ThreadSlot = struct {
     start: StartFn = undefined,
     argument: ?*anyopaque = null,
     logical: u32 = 0,
+    /// Futex word: 1 once the creator has stored the pthread_create event
+    /// (record), or when there is none to wait for (replay).
+    announced: std.atomic.Value(u32) = .init(0),
 };
 var thread_slots: [thread_slots_max]ThreadSlot = @splat(.{});
 
@@ -59,17 +65,41 @@ fn trampoline(opaque_slot: ?*anyopaque) callconv(.c) ?*anyopaque {
     const state = core.threadState();
     state.id = slot.logical;
     state.stack_top = @frameAddress();
+    awaitAnnounced(slot);
     slot.used.store(false, .release);
     if (core.mode.load(.acquire) == .record) core.installAltStack();
     return start(argument);
 }
 
-fn slotTake(start: StartFn, argument: ?*anyopaque, logical: u32) ?*ThreadSlot {
+/// Record: the creator stores the pthread_create event after the real call
+/// returns, and the new thread may run (and the process crash, ending the
+/// trace) before that; the trace would then hold the thread's events but
+/// not its creation, and a replay's creator finds its trace ended while the
+/// thread waits for a lock turn that never comes. So the new thread waits
+/// here, bounded, until its creation is in the trace.
+fn awaitAnnounced(slot: *ThreadSlot) void {
+    if (slot.announced.load(.acquire) != 0) return;
+    const deadline = trace_spool.monotonicNs() + announce_wait_ns_max;
+    const pause: linux.timespec = .{ .sec = 0, .nsec = turn_sleep_ns };
+    while (slot.announced.load(.acquire) == 0) {
+        _ = linux.futex_4arg(&slot.announced.raw, .{ .cmd = .WAIT, .private = true }, 0, &pause);
+        if (trace_spool.monotonicNs() > deadline) return;
+    }
+}
+
+/// Lets the thread started from `slot` run its start routine.
+fn announce(slot: *ThreadSlot) void {
+    slot.announced.store(1, .release);
+    _ = linux.futex_3arg(&slot.announced.raw, .{ .cmd = .WAKE, .private = true }, 1);
+}
+
+fn slotTake(start: StartFn, argument: ?*anyopaque, logical: u32, announced: bool) ?*ThreadSlot {
     for (&thread_slots) |*slot| {
         if (slot.used.cmpxchgStrong(false, true, .acq_rel, .acquire) == null) {
             slot.start = start;
             slot.argument = argument;
             slot.logical = logical;
+            slot.announced.store(@intFromBool(announced), .release);
             return slot;
         }
     }
@@ -87,10 +117,16 @@ export fn pthread_create(handle: *anyopaque, attributes: ?*const anyopaque, star
         else => return create(handle, attributes, start, argument),
     };
     if (logical >= format.threads_max) return create(handle, attributes, start, argument);
-    const slot = slotTake(start, argument, logical) orelse return create(handle, attributes, start, argument);
+    const slot = slotTake(start, argument, logical, now != .record) orelse
+        return create(handle, attributes, start, argument);
     const result = create(handle, attributes, &trampoline, slot);
     if (result != 0) slot.used.store(false, .release);
-    if (now == .record) emit(.pthread_create, 0, logical, result, &.{});
+    if (now == .record) {
+        emit(.pthread_create, 0, logical, result, &.{});
+        // After this the slot may already be free and taken again: a wake
+        // then reaches the next thread early, which only rechecks its word.
+        if (result == 0) announce(slot);
+    }
     return result;
 }
 
