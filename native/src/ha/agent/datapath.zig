@@ -129,6 +129,9 @@ const Conn = struct {
     client_isn: u32,
     /// The client's window scale (its SYN's option): shifts its window field.
     client_wscale: u8 = 0,
+    /// The furthest right edge (ack + window) the client offered, our space.
+    edge_known: bool = false,
+    edge: u32 = 0,
     has_ts: bool = false,
     local_known: bool = false,
     local_isn: u32 = 0,
@@ -372,6 +375,12 @@ pub const Datapath = struct {
             const ack = p.ack -% c.seq_delta;
             if (!c.ack_max_known or seqLt(c.ack_max, ack)) c.ack_max = ack;
             c.ack_max_known = true;
+            // The client's right edge, in our space: synthetic ACKs offer the
+            // NF this window, never a stale one (a zero window there parks the
+            // NF on its persist timer, whose probes a replica drops).
+            const edge = ack +% (@as(u32, p.window) << @intCast(c.client_wscale));
+            if (!c.edge_known or seqLt(c.edge, edge)) c.edge = edge;
+            c.edge_known = true;
             self.trimOutput(c);
             var delivered = ack;
             if (c.local_known and seqLt(c.snd_nxt, ack)) {
@@ -1203,7 +1212,8 @@ fn buildFromTemplate(c: *const Conn, out: []u8, seq: u32, ack: u32, payload_len:
     const old_ack = std.mem.readInt(u32, frame[tcp + 8 ..][0..4], .big);
     const old_window = std.mem.readInt(u16, frame[tcp + 14 ..][0..2], .big);
     const scale: u5 = @intCast(c.client_wscale);
-    const edge = old_ack +% (@as(u32, old_window) << scale);
+    const template_edge = old_ack +% (@as(u32, old_window) << scale);
+    const edge = if (c.edge_known and seqLt(template_edge, c.edge)) c.edge else template_edge;
     const span: u32 = if (seqLt(edge, ack)) 0 else edge -% ack;
     std.mem.writeInt(u16, frame[tcp + 14 ..][0..2], @intCast(@min(span >> scale, 0xffff)), .big);
     std.mem.writeInt(u32, frame[tcp + 8 ..][0..4], ack, .big);
