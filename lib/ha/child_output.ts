@@ -9,6 +9,7 @@
  */
 import { ReliabError } from "../errors.ts";
 import type { LoadReport } from "./load_client.ts";
+import type { LatencyReport } from "./latency_client.ts";
 
 /** `ha up --json`'s line once the agent runs. */
 export interface UpLine {
@@ -227,18 +228,8 @@ export function formatLoadProgress(progress: LoadProgressLine): string {
   return `progress connected=${progress.connected} verified=${progress.verified} total=${progress.total}`;
 }
 
-/** `ha latency --json`: the latency client's report (µs). */
-export interface LatencySummary {
-  readonly requests: number;
-  readonly messageBytes: number;
-  readonly mismatches: number;
-  readonly p50Us: number;
-  readonly p90Us: number;
-  readonly p99Us: number;
-  readonly maxUs: number;
-  readonly meanUs: number;
-  readonly elapsedMs: number;
-}
+/** `ha latency --json`: the latency client's report (µs), as it printed it. */
+export type LatencySummary = LatencyReport;
 
 const LATENCY_FIELDS = [
   "requests",

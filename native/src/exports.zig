@@ -147,6 +147,26 @@ export fn reliab_perf_calibrate_run(
 
 // ---------------------------------------------------------------- ha
 
+/// The error name and the verifier's first words (from `log`) into
+/// `err_buf`, and the status for an XDP or AF_XDP setup failure.
+fn xdpFailure(err: anyerror, log: []const u8, err_buf: ?[*]u8, err_len: u32) i32 {
+    const detail = std.mem.sliceTo(log, 0);
+    error_text.write(err_buf, err_len, "{s}{s}{s}", .{
+        @errorName(err),
+        if (detail.len > 0) ": " else "",
+        detail[0..@min(detail.len, 160)],
+    });
+    return switch (err) {
+        error.PermissionDenied => Status.permission_denied.code(),
+        error.NotSupported, error.ProgramRejected => Status.not_supported.code(),
+        error.InterfaceNotFound => Status.not_found.code(),
+        error.Busy => Status.busy.code(),
+        error.SystemResources => Status.out_of_memory.code(),
+        error.RingFull => Status.internal.code(),
+        else => Status.io_error.code(),
+    };
+}
+
 /// XDP counters live in a fixed table and cross the ABI as slot numbers, not
 /// pointers: Deno's path-scoped --allow-ffi forbids making pointers from
 /// numbers, and a slot can be range-checked where a pointer cannot.
@@ -181,20 +201,7 @@ export fn reliab_ha_xdpcounter_create(
     var log: [1024]u8 = @splat(0);
     xdp_counters[slot] = bpf_loader.XDPCounter.attach(ifindex, @fromBackingInt(@intCast(mode)), &log) catch |err| {
         xdp_counter_used[slot].store(false, .release);
-        const detail = std.mem.sliceTo(&log, 0);
-        error_text.write(err_buf, err_len, "{s}{s}{s}", .{
-            @errorName(err),
-            if (detail.len > 0) ": " else "",
-            detail[0..@min(detail.len, 160)],
-        });
-        return switch (err) {
-            error.PermissionDenied => Status.permission_denied.code(),
-            error.NotSupported, error.ProgramRejected => Status.not_supported.code(),
-            error.InterfaceNotFound => Status.not_found.code(),
-            error.Busy => Status.busy.code(),
-            error.SystemResources => Status.out_of_memory.code(),
-            error.Unexpected => Status.io_error.code(),
-        };
+        return xdpFailure(err, &log, err_buf, err_len);
     };
     slot_out.* = slot;
     return Status.ok.code();
@@ -257,21 +264,7 @@ export fn reliab_ha_forwarder_start(
     var log: [1024]u8 = @splat(0);
     forwarders[slot].start(resolved, &log) catch |err| {
         forwarder_states[slot].store(.free, .release);
-        const detail = std.mem.sliceTo(&log, 0);
-        error_text.write(err_buf, err_len, "{s}{s}{s}", .{
-            @errorName(err),
-            if (detail.len > 0) ": " else "",
-            detail[0..@min(detail.len, 160)],
-        });
-        return switch (err) {
-            error.PermissionDenied => Status.permission_denied.code(),
-            error.NotSupported, error.ProgramRejected => Status.not_supported.code(),
-            error.InterfaceNotFound => Status.not_found.code(),
-            error.Busy => Status.busy.code(),
-            error.SystemResources => Status.out_of_memory.code(),
-            error.RingFull => Status.internal.code(),
-            error.Unexpected => Status.io_error.code(),
-        };
+        return xdpFailure(err, &log, err_buf, err_len);
     };
     forwarder_states[slot].store(.running, .release);
     slot_out.* = slot;
