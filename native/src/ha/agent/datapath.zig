@@ -152,18 +152,12 @@ const Conn = struct {
     report_known: bool = false,
     dirty: bool = false,
     acked_to_nf: u32 = 0,
-    held_head: u32 = none,
-    held_tail: u32 = none,
-    held_count: u16 = 0,
+    held: FrameList = .{},
     held_since_ns: u64 = 0,
     conn_open_sent_ns: u64 = 0,
-    pending_head: u32 = none,
-    pending_tail: u32 = none,
-    pending_count: u16 = 0,
+    pending: FrameList = .{},
     /// The replica NF's output the client may still lack (see cacheOutput).
-    out_head: u32 = none,
-    out_tail: u32 = none,
-    out_count: u16 = 0,
+    out: FrameList = .{},
     template: [template_bytes_max]u8 = undefined,
     template_len: u16 = 0,
     /// A takeover's kick waits until every live member reported to us.
@@ -181,7 +175,8 @@ pub const replica_drop_factor = 4;
 const early_max = 64;
 const EarlyReport = struct { conn: wire.Key, rcv_nxt: u32, peer: u8 };
 
-const FrameList = struct { head: *u32, tail: *u32, count: *u16 };
+/// Frames of the pool chained through `frame_next`, oldest first.
+const FrameList = struct { head: u32 = none, tail: u32 = none, count: u16 = 0 };
 
 pub const Datapath = struct {
     config: Config,
@@ -288,21 +283,21 @@ pub const Datapath = struct {
         for (self.conns, 0..) |*c, i| {
             if (!self.conn_used[i] or c.closed_ns != 0) continue;
             if (!c.mapped) h.unmapped += 1;
-            h.pending += c.pending_count;
-            if (c.held_count > 0) {
+            h.pending += c.pending.count;
+            if (c.held.count > 0) {
                 h.holding += 1;
                 h.oldest_held_ns = @max(h.oldest_held_ns, now -% c.held_since_ns);
             }
             const idle = now -% c.last_ns > 2 * std.time.ns_per_s and !(c.fin_client and c.fin_nf);
-            const waiting = (c.held_count > 0 and now -% c.held_since_ns > std.time.ns_per_s) or c.pending_count > 0 or idle;
+            const waiting = (c.held.count > 0 and now -% c.held_since_ns > std.time.ns_per_s) or c.pending.count > 0 or idle;
             if (waiting and h.stuck_len < h.stuck.len) {
                 var need: u32 = 0;
                 for (0..self.config.peer_count) |pi| {
                     if (c.reported & (@as(u16, 1) << @intCast(pi)) != 0) need = c.replica_rcv[pi];
                 }
                 h.stuck[h.stuck_len] = .{
-                    .key = c.key, .held = c.held_count, .pending = c.pending_count, .mapped = c.mapped, .members = c.members,
-                    .reported = c.reported, .need = need, .first_end = if (c.held_head != none) self.frame_end[c.held_head] else 0,
+                    .key = c.key, .held = c.held.count, .pending = c.pending.count, .mapped = c.mapped, .members = c.members,
+                    .reported = c.reported, .need = need, .first_end = if (c.held.head != none) self.frame_end[c.held.head] else 0,
                     .rcv_nxt = c.rcv_nxt,
                     .snd_nxt = c.snd_nxt,
                     .ack_max = c.ack_max,
@@ -444,7 +439,7 @@ pub const Datapath = struct {
     }
 
     fn hold(self: *Datapath, c: *Conn, frame: []const u8, end: u32, now: u64) void {
-        if (c.held_count >= held_per_conn_max or frame.len > frame_bytes_max) {
+        if (c.held.count >= held_per_conn_max or frame.len > frame_bytes_max) {
             self.counters.hold_drops += 1;
             return;
         }
@@ -453,35 +448,35 @@ pub const Datapath = struct {
             return;
         };
         self.frame_end[slot] = end;
-        if (c.held_count == 0) c.held_since_ns = now;
-        listAppend(self, .{ .head = &c.held_head, .tail = &c.held_tail, .count = &c.held_count }, slot);
+        if (c.held.count == 0) c.held_since_ns = now;
+        self.listAppend(&c.held, slot);
         self.counters.held += 1;
     }
 
     /// Feeds the NF every held frame the members now hold, oldest first.
     fn release(self: *Datapath, c: *Conn, now: u64) void {
-        if (c.held_count == 0) return;
+        if (c.held.count == 0) return;
         const need = self.membersHold(c, now) orelse return;
         var prev: u32 = none;
-        var at = c.held_head;
+        var at = c.held.head;
         while (at != none) {
             const next = self.frame_next[at];
             if (need.all or !seqLt(need.rcv, self.frame_end[at])) {
-                if (prev == none) c.held_head = next else self.frame_next[prev] = next;
-                if (c.held_tail == at) c.held_tail = prev;
-                c.held_count -= 1;
+                if (prev == none) c.held.head = next else self.frame_next[prev] = next;
+                if (c.held.tail == at) c.held.tail = prev;
+                c.held.count -= 1;
                 self.deliverToNf(self.frameBytes(at));
                 self.frameFree(at);
                 self.counters.released += 1;
             } else prev = at;
             at = next;
         }
-        if (c.held_count > 0) c.held_since_ns = now;
+        if (c.held.count > 0) c.held_since_ns = now;
     }
 
     fn appendPending(self: *Datapath, c: *Conn, frame: []const u8, p: packet.Packet) void {
         _ = p;
-        if (c.pending_count >= pending_per_conn_max) {
+        if (c.pending.count >= pending_per_conn_max) {
             self.counters.pending_drops += 1;
             return;
         }
@@ -489,20 +484,12 @@ pub const Datapath = struct {
             self.counters.pending_drops += 1;
             return;
         };
-        listAppend(self, .{ .head = &c.pending_head, .tail = &c.pending_tail, .count = &c.pending_count }, slot);
+        self.listAppend(&c.pending, slot);
         self.counters.pending += 1;
     }
 
     fn flushPending(self: *Datapath, c: *Conn, now: u64) void {
-        while (c.pending_head != none) {
-            const at = c.pending_head;
-            c.pending_head = self.frame_next[at];
-            c.pending_count -= 1;
-            if (c.pending_head == none) c.pending_tail = none;
-            const len = self.frame_len[at];
-            @memcpy(self.scratch[0..len], self.frameBytes(at));
-            self.frameFree(at);
-            const frame = self.scratch[0..len];
+        while (self.takeFront(&c.pending)) |frame| {
             const p = packet.parse(frame) catch continue;
             self.clientSegment(c, frame, p, now);
         }
@@ -629,39 +616,28 @@ pub const Datapath = struct {
     /// during the silence and was dropped here, so the next try is an RTO
     /// (200 ms or more).
     fn cacheOutput(self: *Datapath, c: *Conn, frame: []const u8, end: u32) void {
-        if (c.out_count >= out_per_conn_max) self.popOutput(c);
+        if (c.out.count >= out_per_conn_max) self.frameFree(self.listPop(&c.out).?);
         const slot = self.frameAlloc(frame) orelse {
             self.counters.cache_drops += 1;
             return;
         };
         self.frame_end[slot] = end;
-        listAppend(self, .{ .head = &c.out_head, .tail = &c.out_tail, .count = &c.out_count }, slot);
-    }
-
-    fn popOutput(self: *Datapath, c: *Conn) void {
-        const at = c.out_head;
-        if (at == none) return;
-        c.out_head = self.frame_next[at];
-        if (c.out_head == none) c.out_tail = none;
-        c.out_count -= 1;
-        self.frameFree(at);
+        self.listAppend(&c.out, slot);
     }
 
     /// Drops cached output the client acknowledged.
     fn trimOutput(self: *Datapath, c: *Conn) void {
-        while (c.out_head != none and !seqLt(c.ack_max, self.frame_end[c.out_head])) self.popOutput(c);
+        while (c.out.head != none and !seqLt(c.ack_max, self.frame_end[c.out.head])) {
+            self.frameFree(self.listPop(&c.out).?);
+        }
     }
 
     /// After a takeover: what the client may lack goes out now.
     fn replayOutput(self: *Datapath, c: *Conn, now: u64) void {
         self.trimOutput(c);
-        while (c.out_head != none) {
-            const at = c.out_head;
-            const len = self.frame_len[at];
-            @memcpy(self.scratch[0..len], self.frameBytes(at));
-            self.popOutput(c);
+        while (self.takeFront(&c.out)) |frame| {
             self.counters.replayed += 1;
-            self.emit(c, self.scratch[0..len], now);
+            self.emit(c, frame, now);
         }
     }
 
@@ -949,8 +925,8 @@ pub const Datapath = struct {
     /// ISN + 1 and echoes that TSval. Only the first frame is used: before
     /// the server sends data every client ACK carries the same values.
     fn inferPrimarySpace(self: *Datapath, c: *Conn, now: u64) void {
-        if (c.pending_head == none or !c.local_known) return;
-        const frame = self.frameBytes(c.pending_head);
+        if (c.pending.head == none or !c.local_known) return;
+        const frame = self.frameBytes(c.pending.head);
         const p = packet.parse(frame) catch return;
         c.primary_known = true;
         c.primary_isn = p.ack -% 1;
@@ -990,7 +966,7 @@ pub const Datapath = struct {
         // Cheap in the common case: nothing is held for long.
         if (self.heldCount() == 0) return;
         for (self.conns, 0..) |*c, i| {
-            if (!self.conn_used[i] or c.held_count == 0 or !c.primary_known) continue;
+            if (!self.conn_used[i] or c.held.count == 0 or !c.primary_known) continue;
             if (now -% c.held_since_ns < conn_open_resend_ns) continue;
             if (now -% c.conn_open_sent_ns < conn_open_resend_ns) continue;
             self.sendConnOpen(c, now);
@@ -1091,16 +1067,8 @@ pub const Datapath = struct {
     }
 
     fn free(self: *Datapath, c: *Conn) void {
-        while (c.out_head != none) self.popOutput(c);
-        while (c.held_head != none) {
-            const at = c.held_head;
-            c.held_head = self.frame_next[at];
-            self.frameFree(at);
-        }
-        while (c.pending_head != none) {
-            const at = c.pending_head;
-            c.pending_head = self.frame_next[at];
-            self.frameFree(at);
+        for ([_]*FrameList{ &c.out, &c.held, &c.pending }) |list| {
+            while (self.listPop(list)) |slot| self.frameFree(slot);
         }
         const index = self.connIndex(c);
         _ = self.index.remove(c.key);
@@ -1108,6 +1076,33 @@ pub const Datapath = struct {
         self.conn_free[self.conn_free_len] = index;
         self.conn_free_len += 1;
         self.counters.conns_closed += 1;
+    }
+
+    fn listAppend(self: *Datapath, list: *FrameList, slot: u32) void {
+        self.frame_next[slot] = none;
+        if (list.tail == none) list.head = slot else self.frame_next[list.tail] = slot;
+        list.tail = slot;
+        list.count += 1;
+    }
+
+    /// Unlinks the oldest frame; the caller owns its slot.
+    fn listPop(self: *Datapath, list: *FrameList) ?u32 {
+        const at = list.head;
+        if (at == none) return null;
+        list.head = self.frame_next[at];
+        if (list.head == none) list.tail = none;
+        list.count -= 1;
+        return at;
+    }
+
+    /// Pops the oldest frame into `scratch` (the pool slot is freed at once,
+    /// so handling the frame may hold or cache it again).
+    fn takeFront(self: *Datapath, list: *FrameList) ?[]u8 {
+        const at = self.listPop(list) orelse return null;
+        const len = self.frame_len[at];
+        @memcpy(self.scratch[0..len], self.frameBytes(at));
+        self.frameFree(at);
+        return self.scratch[0..len];
     }
 
     fn frameAlloc(self: *Datapath, frame: []const u8) ?u32 {
@@ -1130,12 +1125,6 @@ pub const Datapath = struct {
     }
 };
 
-fn listAppend(self: *Datapath, list: FrameList, slot: u32) void {
-    self.frame_next[slot] = none;
-    if (list.tail.* == none) list.head.* = slot else self.frame_next[list.tail.*] = slot;
-    list.tail.* = slot;
-    list.count.* += 1;
-}
 
 /// `counter * 16 + id`: two candidates never share an epoch.
 pub fn epochNext(epoch: u32, id: u8) u32 {
