@@ -262,9 +262,8 @@ pub const Agent = struct {
         for (s.peers[0..self.config.peer_count], 0..) |p, i| {
             const a = p.addr;
             w.print("{s}{{\"id\":{d},\"addr\":\"{d}.{d}.{d}.{d}\",\"alive\":{},\"heard\":{},\"last_heard_ms\":{d:.3},\"role\":\"{s}\",\"epoch\":{d},\"gap_max_ms\":{d:.3}}}", .{
-                if (i == 0) "" else ",", p.id,     a[0], a[1], a[2], a[3], p.alive, p.heard,
-                if (p.heard) nsToMs(now -% p.last_heard_ns) else -1.0, roleName(p.role), p.epoch,
-                nsToMs(p.gap_max_ns),
+                if (i == 0) "" else ",",                               p.id,             a[0],    a[1],                 a[2], a[3], p.alive, p.heard,
+                if (p.heard) nsToMs(now -% p.last_heard_ns) else -1.0, roleName(p.role), p.epoch, nsToMs(p.gap_max_ns),
             });
         }
         w.print("],\"connections\":{d},\"held_segments\":{d},\"connections_unmapped\":{d},\"connections_holding\":{d},\"oldest_held_ms\":{d:.3},\"pending_segments\":{d},\"takeover\":", .{
@@ -276,8 +275,8 @@ pub const Agent = struct {
         w.print(",\"waiting\":[", .{});
         for (s.health.stuck[0..s.health.stuck_len], 0..) |k, i| {
             w.print("{s}{{\"client_port\":{d},\"held\":{d},\"pending\":{d},\"mapped\":{},\"members\":{d},\"reported\":{d},\"need\":{d},\"first_end\":{d},\"rcv_nxt\":{d},\"snd_nxt\":{d},\"ack_max\":{d},\"acked_to_nf\":{d},\"kick_pending\":{},\"fins\":{d},\"idle_ms\":{d},\"alive\":{d}}}", .{
-                if (i == 0) "" else ",", (k.key >> 16) & 0xffff, k.held,          k.pending,  k.mapped,  k.members, k.reported, k.need, k.first_end, k.rcv_nxt,
-                k.snd_nxt,                k.ack_max,                 k.acked_to_nf, k.kick_pending, k.fins, k.idle_ms, s.alive_mask,
+                if (i == 0) "" else ",", (k.key >> 16) & 0xffff, k.held,        k.pending,      k.mapped, k.members, k.reported,   k.need, k.first_end, k.rcv_nxt,
+                k.snd_nxt,               k.ack_max,              k.acked_to_nf, k.kick_pending, k.fins,   k.idle_ms, s.alive_mask,
             });
         }
         w.print("]", .{});

@@ -296,8 +296,14 @@ pub const Datapath = struct {
                     if (c.reported & (@as(u16, 1) << @intCast(pi)) != 0) need = c.replica_rcv[pi];
                 }
                 h.stuck[h.stuck_len] = .{
-                    .key = c.key, .held = c.held.count, .pending = c.pending.count, .mapped = c.mapped, .members = c.members,
-                    .reported = c.reported, .need = need, .first_end = if (c.held.head != none) self.frame_end[c.held.head] else 0,
+                    .key = c.key,
+                    .held = c.held.count,
+                    .pending = c.pending.count,
+                    .mapped = c.mapped,
+                    .members = c.members,
+                    .reported = c.reported,
+                    .need = need,
+                    .first_end = if (c.held.head != none) self.frame_end[c.held.head] else 0,
                     .rcv_nxt = c.rcv_nxt,
                     .snd_nxt = c.snd_nxt,
                     .ack_max = c.ack_max,
@@ -1124,7 +1130,6 @@ pub const Datapath = struct {
         self.frame_free_len += 1;
     }
 };
-
 
 /// `counter * 16 + id`: two candidates never share an epoch.
 pub fn epochNext(epoch: u32, id: u8) u32 {
