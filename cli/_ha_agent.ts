@@ -1,11 +1,11 @@
 /**
- * `reliab ha up`, `reliab ha status` and `reliab ha fail`: parsing and
+ * `reliab ha up`, `status`, `fail` and `migrate`: parsing and
  * printing of the agent's control plane (the work is in lib/ha/agent).
  *
  * @module
  */
 import { haUp } from "../lib/ha/agent/up.ts";
-import { requestFail, requestStatus } from "../lib/ha/agent/control_socket.ts";
+import { requestFail, requestMigrate, requestStatus } from "../lib/ha/agent/control_socket.ts";
 import { type HaAgentStatus, statusLines } from "../lib/ha/agent/status.ts";
 import { UsageError } from "../lib/errors.ts";
 import { parse, positionals } from "./_args.ts";
@@ -17,6 +17,7 @@ export const AGENT_USAGE = {
     "[--heartbeat-ms X] [--miss N] [--xdp-mode native|generic] [--json] -- CMD [ARGS...]",
   status: "reliab ha status [--json]",
   fail: "reliab ha fail [--json]",
+  migrate: "reliab ha migrate --to ID [--json]",
 } as const;
 
 /** `reliab ha up ... -- CMD [ARGS...]`: runs one node in the foreground until SIGTERM/SIGINT. */
@@ -78,6 +79,7 @@ export async function upCommand(args: string[]): Promise<number> {
         : { heartbeatMs: number(heartbeat, "--heartbeat-ms", usage, /^\d+(\.\d+)?$/) }),
       ...(miss === undefined ? {} : { missThreshold: number(miss, "--miss", usage, /^\d+$/) }),
       ...(xdpMode === undefined ? {} : { xdpMode }),
+      onLog: (line) => err(`reliab: ${line}`),
       onReady: (ready) => {
         // The lines scripts and the demo wait for.
         err(
@@ -131,6 +133,42 @@ export async function failCommand(args: string[]): Promise<number> {
   if (values.json) outJson({ before, after });
   else out(failText(before, after));
   return 0;
+}
+
+/** `reliab ha migrate --to ID [--json]`: planned handover of every connection to node ID. */
+export async function migrateCommand(args: string[]): Promise<number> {
+  const usage = AGENT_USAGE.migrate;
+  const { values, positionals: extra } = parse(args, {
+    to: { type: "string" },
+    json: { type: "boolean" },
+  }, usage);
+  if (values.help) {
+    out(`Usage: ${usage}`);
+    return 0;
+  }
+  positionals(extra, 0, 0, usage);
+  const text = required(values.to, "--to", usage);
+  const to = Number(text);
+  if (!/^\d+$/.test(text) || to < 1 || to > 255) {
+    throw new UsageError(`Cannot migrate: --to "${text}" is not a node id`, {
+      code: "usage",
+      hint: "give the id (1-255) of a live replica, as 'reliab ha status' lists them",
+    });
+  }
+  const { before, after } = await requestMigrate(to);
+  if (values.json) outJson({ before, after });
+  else out(migrateText(before, after, to));
+  return 0;
+}
+
+function migrateText(before: HaAgentStatus, after: HaAgentStatus, to: number): string {
+  const node = `node ${before.id}`;
+  const served = after.primary_id === to;
+  const result = served
+    ? `node ${to} serves now (epoch ${after.epoch}); 'reliab ha status' there shows how fast each connection resumed`
+    : "no handover seen here within 0.5 s; check 'reliab ha status' on both nodes";
+  if (before.role === "primary") return `${node} handed its connections over: ${result}`;
+  return `${node} asked primary node ${before.primary_id} to hand over to node ${to}: ${result}`;
 }
 
 function failText(before: HaAgentStatus, after: HaAgentStatus): string {

@@ -18,8 +18,8 @@ import { err, out, outJson } from "./_render.ts";
 /** Usage lines of the commands in this file (cli/ha.ts shows them in its help). */
 export const DEMO_USAGE = {
   demo:
-    "reliab ha demo [--json] [--connections N] [--bytes N] [--nodes N] [--kill sigkill|link|fail] [--name LAB]",
-  bench: "reliab ha bench [--json] [--failovers N]",
+    "reliab ha demo [--json] [--connections N] [--bytes N] [--nodes N] [--kill sigkill|link|fail|migrate] [--name LAB] [--netem SPEC]",
+  bench: "reliab ha bench [--json] [--failovers N] [--migrations N] [--netem SPEC]",
   latency: "reliab ha latency --connect ADDR:PORT [--requests N] [--bytes N] [--json]",
 } as const;
 
@@ -33,6 +33,7 @@ export async function demoCommand(args: string[]): Promise<number> {
     nodes: { type: "string" },
     kill: { type: "string" },
     name: { type: "string" },
+    netem: { type: "string" },
   }, usageLine);
   if (values.help) return usage(usageLine);
   positionals(extra, 0, 0, usageLine);
@@ -50,6 +51,7 @@ export async function demoCommand(args: string[]): Promise<number> {
         ...optional("bytesPerConnection", "--bytes", values.bytes, usageLine),
         ...optional("nodes", "--nodes", values.nodes, usageLine),
         ...(values.name === undefined ? {} : { name: values.name }),
+        ...(values.netem === undefined ? {} : { netem: values.netem }),
         kill: kill as KillMode,
         signal,
         onProgress: (message) => err(`reliab: ${message}`),
@@ -66,6 +68,8 @@ export async function benchCommand(args: string[]): Promise<number> {
   const { values, positionals: extra } = parse(args, {
     json: { type: "boolean" },
     failovers: { type: "string" },
+    migrations: { type: "string" },
+    netem: { type: "string" },
   }, usageLine);
   if (values.help) return usage(usageLine);
   positionals(extra, 0, 0, usageLine);
@@ -73,6 +77,8 @@ export async function benchCommand(args: string[]): Promise<number> {
     checked(usageLine, () =>
       runBench({
         ...optional("failovers", "--failovers", values.failovers, usageLine),
+        ...optional("migrations", "--migrations", values.migrations, usageLine),
+        ...(values.netem === undefined ? {} : { netem: values.netem }),
         signal,
         onProgress: (message) => err(`reliab: ${message}`),
       }))

@@ -8,7 +8,7 @@ import { LAB_NAME_DEFAULT, labDown, labUp } from "../lib/ha/lab.ts";
 import { type NfMode, serveReferenceNf } from "../lib/ha/reference_nf.ts";
 import { runLoad } from "../lib/ha/load_client.ts";
 import { countFrames } from "../lib/ha/xdp_probe.ts";
-import { AGENT_USAGE, failCommand, statusCommand, upCommand } from "./_ha_agent.ts";
+import { AGENT_USAGE, failCommand, migrateCommand, statusCommand, upCommand } from "./_ha_agent.ts";
 import { benchCommand, DEMO_USAGE, demoCommand, latencyCommand } from "./_ha_demo.ts";
 import { formatLoadProgress } from "../lib/ha/child_output.ts";
 import { UsageError } from "../lib/errors.ts";
@@ -20,7 +20,7 @@ const HELP = `reliab ha: transparent failover of live TCP connections
 Usage:
   ${DEMO_USAGE.demo}
   ${DEMO_USAGE.bench}
-  reliab ha lab up [--nodes N] [--name NAME] [--json]
+  reliab ha lab up [--nodes N] [--name NAME] [--netem SPEC] [--json]
   reliab ha lab down [--name NAME]
 
 Commands:
@@ -31,7 +31,9 @@ Commands:
   bench      direct path against HA with one replica: latency p50/p99,
              throughput, CPU per MB, and the stall over N failovers (default 5)
   lab up     make the lab: a client, a switch and N nodes (default 3) as network
-             namespaces; the switch floods the VIP's frames to every node
+             namespaces; the switch floods the VIP's frames to every node;
+             --netem "loss 1% delay 1ms 200us reorder 5% duplicate 1%" impairs
+             every link both ways (without sch_netem: loss and duplicate only)
   lab down   remove everything the lab made; safe to run twice
 
 Node agent (run inside a node's namespace with 'ip netns exec NODE ./reliab ...'):
@@ -39,11 +41,14 @@ Node agent (run inside a node's namespace with 'ip netns exec NODE ./reliab ...'
        [--heartbeat-ms X] [--miss N] [--xdp-mode native|generic] [--json] -- CMD [ARGS...]
   ${AGENT_USAGE.status}
   ${AGENT_USAGE.fail}
+  ${AGENT_USAGE.migrate}
 
   up         run CMD, unmodified, in its own namespace behind this node's agent,
              in the foreground; SIGTERM stops it and removes what it made
   status     role, epoch, peers and their health, connections, counters
   fail       force a failover now: a primary fails itself, a replica asks the primary
+  migrate    planned handover: the primary stops emitting and node ID serves every
+             connection at once, with the old primary staying on as its replica
 
 Test tools (run inside a lab namespace with 'ip netns exec NS ./reliab ...'):
   reliab ha nf --listen ADDR:PORT [--mode echo|kv]
@@ -53,7 +58,7 @@ Test tools (run inside a lab namespace with 'ip netns exec NS ./reliab ...'):
   reliab ha xdp-count --iface IF [--mode generic|native] [--duration-ms N] [--json]`;
 
 const USAGE = {
-  up: "reliab ha lab up [--nodes N] [--name NAME] [--json]",
+  up: "reliab ha lab up [--nodes N] [--name NAME] [--netem SPEC] [--json]",
   down: "reliab ha lab down [--name NAME]",
   nf: "reliab ha nf --listen ADDR:PORT [--mode echo|kv]",
   load:
@@ -71,6 +76,7 @@ export async function haCommand(args: string[]): Promise<number> {
     up: upCommand,
     status: statusCommand,
     fail: failCommand,
+    migrate: migrateCommand,
     demo: demoCommand,
     bench: benchCommand,
     latency: latencyCommand,
@@ -83,12 +89,17 @@ async function labCommand(args: string[]): Promise<number> {
     const { values, positionals: extra } = parse(rest, {
       nodes: { type: "string" },
       name: { type: "string" },
+      netem: { type: "string" },
       json: { type: "boolean" },
     }, USAGE.up);
     if (values.help) return usage(USAGE.up);
     positionals(extra, 0, 0, USAGE.up);
     const nodes = integer(values.nodes ?? "3", "--nodes", USAGE.up);
-    const lab = await labUp({ nodes, name: values.name ?? LAB_NAME_DEFAULT });
+    const lab = await labUp({
+      nodes,
+      name: values.name ?? LAB_NAME_DEFAULT,
+      ...(values.netem === undefined ? {} : { netem: values.netem }),
+    });
     if (values.json) {
       outJson({
         name: lab.name,
@@ -96,10 +107,19 @@ async function labCommand(args: string[]): Promise<number> {
         client: { netns: lab.client.netns, iface: lab.client.iface, addr: lab.client.addr },
         switch: { netns: lab.switch.netns },
         nodes: lab.nodes,
+        netem: lab.netem?.spec ?? null,
+        netemMode: lab.netem?.mode ?? null,
       });
     } else {
       out(`lab "${lab.name}" up: vip ${lab.vip}, client ${lab.client.netns} (${lab.client.addr})`);
       for (const n of lab.nodes) out(`  node ${n.id}: ${n.netns} ${n.iface} ${n.addr}`);
+      if (lab.netem !== undefined) {
+        out(
+          `  netem on every link, both ways: ${lab.netem.spec}${
+            lab.netem.mode === "emulated" ? " (emulated: this kernel has no sch_netem)" : ""
+          }`,
+        );
+      }
     }
     return 0;
   }

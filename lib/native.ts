@@ -47,6 +47,7 @@ export const SYMBOLS = {
   },
   reliab_ha_agent_status: { parameters: ["u32", "buffer", "u32", "buffer"], result: "i32" },
   reliab_ha_agent_fail: { parameters: ["u32"], result: "i32" },
+  reliab_ha_agent_migrate: { parameters: ["u32", "u32"], result: "i32" },
   reliab_ha_agent_stop: { parameters: ["u32"], result: "i32" },
 } as const satisfies Deno.ForeignLibraryInterface;
 
@@ -757,6 +758,11 @@ export class HaAgent {
   /** Makes the agent fail now: a primary fails itself, a replica asks the primary to. */
   fail(): void {
     check(native().reliab_ha_agent_fail(this.#live()), "Cannot fail the ha agent");
+  }
+
+  /** Hands every connection over to node `to`: a primary does, a replica asks its primary to. */
+  migrate(to: number): void {
+    check(native().reliab_ha_agent_migrate(this.#live(), to), `Cannot migrate to node "${to}"`);
   }
 
   /** Stops the agent and detaches everything it attached; safe to call twice. */

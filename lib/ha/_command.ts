@@ -17,6 +17,7 @@ const PACKAGES: Record<string, string> = {
   ip: "iproute2",
   bridge: "iproute2",
   ss: "iproute2",
+  tc: "iproute2",
   sysctl: "procps",
   ethtool: "ethtool",
   nsenter: "util-linux",

@@ -10,6 +10,8 @@
  *   NF, and on the HA path the replica's too) over the bulk load, per MB echoed.
  * - Failover: SIGKILL of the primary's namespaces mid-stream, N times, each
  *   on a fresh lab; the longest stall any client saw, its median and max.
+ * - With `netem`: the same failovers again on labs with that SPEC on every
+ *   link — the stall under a hostile network, reported on its own.
  *
  * The clients run in the client namespace on the same 2 CPUs as the rest, so
  * every figure includes their cost on both paths alike.
@@ -22,12 +24,14 @@ import { interrupted, namespaceProcesses, NetnsProcess } from "./_netns_process.
 import { type Cluster, NF_PORT_DEFAULT, referenceNfCommand, startCluster } from "./lab_cluster.ts";
 import { parseLatencySummary } from "./child_output.ts";
 import { claimLab, failoverUnderLoad, readLoadSummary, untilAborted } from "./demo.ts";
+import { type LabNetem, parseNetemSpec } from "./lab_netem.ts";
 import { clockTicksPerSecond, cpuDeltaMs, cpuSnapshot } from "./proc_cpu.ts";
 import {
   type BenchReport,
   buildBenchReport,
   type FailoverRun,
   type PathFigures,
+  withNetemFailovers,
 } from "./bench_report.ts";
 import { reliabArgv } from "./self_command.ts";
 
@@ -40,6 +44,8 @@ export const BENCH_FAILOVERS_MAX = 100;
 export interface BenchOptions {
   /** Failover runs (default 5; 0 skips them). */
   readonly failovers?: number;
+  /** Planned migrations (`ha migrate`), each on a fresh lab (default 3; 0 skips them). */
+  readonly migrations?: number;
   /** Timed echo round trips per path (default 5000). */
   readonly latencyRequests?: number;
   /** Connections of the bulk load (default 4). */
@@ -50,6 +56,11 @@ export interface BenchOptions {
   readonly failoverConnections?: number;
   /** Bytes per connection during each failover (default 4 MiB). */
   readonly failoverBytesPerConnection?: number;
+  /**
+   * A netem SPEC: when given, the failover runs are repeated on labs with it
+   * on every link (`lab up --netem`), for the stall under a hostile network.
+   */
+  readonly netem?: string;
   /** Lab name (default `rlhb`). */
   readonly name?: string;
   readonly port?: number;
@@ -57,7 +68,9 @@ export interface BenchOptions {
   readonly onProgress?: (message: string) => void;
 }
 
-type Checked = Required<Omit<BenchOptions, "signal" | "onProgress">>;
+type Checked =
+  & Required<Omit<BenchOptions, "signal" | "onProgress" | "netem">>
+  & Pick<BenchOptions, "netem">;
 
 /**
  * Checks the bench's options and fills the defaults; throws RangeError.
@@ -70,6 +83,7 @@ type Checked = Required<Omit<BenchOptions, "signal" | "onProgress">>;
 export function checkBenchOptions(options: BenchOptions = {}): Checked {
   const checked: Checked = {
     failovers: options.failovers ?? 5,
+    migrations: options.migrations ?? 3,
     latencyRequests: options.latencyRequests ?? 5000,
     bulkConnections: options.bulkConnections ?? 4,
     bulkBytesPerConnection: options.bulkBytesPerConnection ?? 32 * 1024 * 1024,
@@ -84,12 +98,17 @@ export function checkBenchOptions(options: BenchOptions = {}): Checked {
     }
   };
   within(checked.failovers, 0, BENCH_FAILOVERS_MAX, "failover count");
+  within(checked.migrations, 0, BENCH_FAILOVERS_MAX, "migration count");
   within(checked.latencyRequests, 1, 1_000_000, "request count");
   within(checked.bulkConnections, 1, 4096, "bulk connection count");
   within(checked.bulkBytesPerConnection, 1, 1024 * 1024 * 1024, "bulk byte count");
   within(checked.failoverConnections, 1, 4096, "failover connection count");
   within(checked.failoverBytesPerConnection, 1, 1024 * 1024 * 1024, "failover byte count");
   within(checked.port, 1, 65535, "port");
+  if (options.netem !== undefined) {
+    // A bad SPEC fails here, before the first lab is made.
+    return { ...checked, netem: parseNetemSpec(options.netem).text };
+  }
   return checked;
 }
 
@@ -139,21 +158,39 @@ export async function runBench(options: BenchOptions = {}): Promise<BenchReport>
       }
     }
     const runs: FailoverRun[] = [];
-    for (let i = 0; i < o.failovers; i++) {
-      say(`failover ${i + 1} of ${o.failovers}: fresh lab and agents, SIGKILL of the primary`);
+    const migrations: FailoverRun[] = [];
+    const plan = [
+      ...Array.from({ length: o.failovers }, () => "sigkill" as const),
+      ...Array.from({ length: o.migrations }, () => "migrate" as const),
+      ...Array.from({ length: o.netem === undefined ? 0 : o.failovers }, () => "netem" as const),
+    ];
+    const netemRuns: FailoverRun[] = [];
+    let netem: LabNetem | null = null;
+    for (const [i, kill] of plan.entries()) {
+      say(
+        kill === "netem"
+          ? `failover ${i - o.failovers - o.migrations + 1} of ${o.failovers} under netem ` +
+            `"${o.netem}": fresh lab and agents, SIGKILL of the primary`
+          : kill === "sigkill"
+          ? `failover ${i + 1} of ${o.failovers}: fresh lab and agents, SIGKILL of the primary`
+          : `migration ${i - o.failovers + 1} of ${o.migrations}: fresh lab and agents, ` +
+            "'ha migrate --to 2' on the primary",
+      );
       // A SIGKILLed agent cleans nothing up: a fresh lab each time.
-      lab = await claimLab(o.name, 2);
+      lab = await claimLab(o.name, 2, kill === "netem" ? { netem: o.netem } : {});
+      netem = lab.netem ?? netem;
       let cluster: Cluster | undefined;
       try {
         cluster = await startCluster(lab, clusterOptions(o, options));
         const { summary, facts } = await failoverUnderLoad(cluster, {
           connections: o.failoverConnections,
           bytesPerConnection: o.failoverBytesPerConnection,
-          kill: "sigkill",
+          kill: kill === "netem" ? "sigkill" : kill,
           killAtFraction: 0.25,
           signal,
         });
-        runs.push({
+        const takeover = facts.newPrimary?.takeover;
+        (kill === "sigkill" ? runs : kill === "netem" ? netemRuns : migrations).push({
           longestStallMs: summary.longestStallMs,
           connections: summary.connections,
           completed: summary.completed,
@@ -161,17 +198,20 @@ export async function runBench(options: BenchOptions = {}): Promise<BenchReport>
           bytesDamaged: summary.bytesLost + summary.bytesDuplicated + summary.bytesCorrupted,
           midStream: facts.midStream,
           newPrimary: facts.newPrimary?.id ?? null,
-          detectMs: facts.newPrimary?.takeover?.detectMs ?? null,
+          detectMs: takeover?.detectMs ?? null,
+          resumeMs: takeover?.resumeMs ?? null,
+          resumedConnections: takeover?.resumed ?? null,
         });
         say(`  longest stall ${summary.longestStallMs.toFixed(1)} ms`);
       } finally {
         await cluster?.stop();
       }
     }
-    return buildBenchReport(direct, ha, runs, {
+    const report = buildBenchReport(direct, ha, runs, {
       cpus: navigator.hardwareConcurrency,
       kernel: Deno.osRelease(),
-    });
+    }, migrations);
+    return netem === null ? report : withNetemFailovers(report, netem, netemRuns);
   } finally {
     say(`taking lab "${o.name}" down`);
     await labDown({ name: o.name });

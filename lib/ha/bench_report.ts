@@ -6,6 +6,7 @@
  * @module
  */
 import { median } from "./percentile.ts";
+import type { LabNetem } from "./lab_netem.ts";
 
 /** What one path (direct or HA) measured. */
 export interface PathFigures {
@@ -33,6 +34,9 @@ export interface FailoverRun {
   /** The node that reported role primary afterwards (null: none did). */
   readonly newPrimary: number | null;
   readonly detectMs: number | null;
+  /** From the takeover to its last connection resumed, and how many it resumed (null: not reported). */
+  readonly resumeMs?: number | null;
+  readonly resumedConnections?: number | null;
 }
 
 /** A figure next to its target. */
@@ -50,6 +54,7 @@ export const BENCH_TARGETS = {
   stallMedianMsMax: 10,
   throughputRatioMin: 0.9,
   p50OverheadUsMax: 50,
+  migrationUsPerConnectionMax: 100,
 } as const;
 
 /** The bench's result (`reliab ha bench --json` prints it). */
@@ -68,6 +73,26 @@ export interface BenchReport {
     /** Runs where every connection completed with no reset and no damaged byte. */
     readonly cleanRuns: number;
   };
+  /** Planned migrations (`ha migrate`) under the same load. */
+  readonly migration: {
+    readonly runs: readonly FailoverRun[];
+    readonly stallMedianMs: number | null;
+    readonly stallMaxMs: number | null;
+    readonly cleanRuns: number;
+    /** Median over runs of resume_ms / connections resumed, µs. */
+    readonly usPerConnectionMedian: number | null;
+  };
+  /**
+   * The same failovers on labs with a netem SPEC on every link (`bench
+   * --netem`): the stall under a hostile network. Absent or null without.
+   */
+  readonly failoverNetem?: {
+    readonly netem: LabNetem;
+    readonly runs: readonly FailoverRun[];
+    readonly stallMedianMs: number | null;
+    readonly stallMaxMs: number | null;
+    readonly cleanRuns: number;
+  } | null;
   readonly targets: readonly TargetCheck[];
   readonly machine: { readonly cpus: number; readonly kernel: string };
 }
@@ -85,10 +110,16 @@ export function buildBenchReport(
   ha: PathFigures,
   runs: readonly FailoverRun[],
   machine: BenchReport["machine"],
+  migrations: readonly FailoverRun[] = [],
 ): BenchReport {
-  const stalls = runs.map((r) => r.longestStallMs);
-  const stallMedianMs = stalls.length === 0 ? null : median(stalls);
-  const stallMaxMs = stalls.length === 0 ? null : Math.max(...stalls);
+  const { stallMedianMs, stallMaxMs, cleanRuns } = stallFigures(runs);
+  const migration = stallFigures(migrations);
+  const perConnection = migrations.flatMap((r) =>
+    r.resumeMs === undefined || r.resumeMs === null || !r.resumedConnections
+      ? []
+      : [r.resumeMs * 1000 / r.resumedConnections]
+  );
+  const usPerConnectionMedian = perConnection.length === 0 ? null : median(perConnection);
   const throughputRatio = direct.throughputMBps > 0 ? ha.throughputMBps / direct.throughputMBps : 0;
   const p50OverheadUs = ha.latencyP50Us - direct.latencyP50Us;
   const targets: TargetCheck[] = [
@@ -113,6 +144,15 @@ export function buildBenchReport(
       unit: "µs",
       met: p50OverheadUs <= BENCH_TARGETS.p50OverheadUsMax,
     },
+    {
+      name: "migration, per connection",
+      target: `<= ${BENCH_TARGETS.migrationUsPerConnectionMax} µs`,
+      value: usPerConnectionMedian,
+      unit: "µs",
+      met: usPerConnectionMedian === null
+        ? null
+        : usPerConnectionMedian <= BENCH_TARGETS.migrationUsPerConnectionMax,
+    },
   ];
   return {
     direct,
@@ -120,18 +160,39 @@ export function buildBenchReport(
     p50OverheadUs,
     p99OverheadUs: ha.latencyP99Us - direct.latencyP99Us,
     throughputRatio,
-    failover: {
-      runs,
-      stallMedianMs,
-      stallMaxMs,
-      cleanRuns:
-        runs.filter((r) =>
-          r.completed === r.connections && r.resets === 0 && r.bytesDamaged === 0 && r.midStream &&
-          r.newPrimary !== null
-        ).length,
-    },
+    failover: { runs, stallMedianMs, stallMaxMs, cleanRuns },
+    migration: { runs: migrations, ...migration, usPerConnectionMedian },
     targets,
     machine,
+  };
+}
+
+/**
+ * The report with the failovers under netem added (`bench --netem`).
+ *
+ * @example
+ * ```ts
+ * const full = withNetemFailovers(report, { spec: "loss 1%", mode: "netem" }, runs);
+ * ```
+ */
+export function withNetemFailovers(
+  report: BenchReport,
+  netem: LabNetem,
+  runs: readonly FailoverRun[],
+): BenchReport {
+  return { ...report, failoverNetem: { netem, runs, ...stallFigures(runs) } };
+}
+
+function stallFigures(runs: readonly FailoverRun[]) {
+  const stalls = runs.map((r) => r.longestStallMs);
+  return {
+    stallMedianMs: stalls.length === 0 ? null : median(stalls),
+    stallMaxMs: stalls.length === 0 ? null : Math.max(...stalls),
+    cleanRuns:
+      runs.filter((r) =>
+        r.completed === r.connections && r.resets === 0 && r.bytesDamaged === 0 && r.midStream &&
+        r.newPrimary !== null
+      ).length,
   };
 }
 
@@ -151,6 +212,7 @@ export function renderBenchText(report: BenchReport): string {
   const row = (name: string, direct: string, ha: string, note = "") =>
     `  ${name.padEnd(24)}${direct.padStart(12)}${ha.padStart(12)}  ${note}`.trimEnd();
   const f = report.failover;
+  const m = report.migration;
   const lines = [
     `reliab ha bench (${report.machine.cpus} CPUs, Linux ${report.machine.kernel})`,
     row("", "direct", "HA (1 rep)"),
@@ -176,12 +238,14 @@ export function renderBenchText(report: BenchReport): string {
     `  failovers: ${f.runs.length} runs, ${f.cleanRuns} clean; longest stall median ${
       f.stallMedianMs?.toFixed(1) ?? "?"
     } ms, max ${f.stallMaxMs?.toFixed(1) ?? "?"} ms`,
-    ...f.runs.map((r, i) =>
-      `    run ${i + 1}: stall ${r.longestStallMs.toFixed(1)} ms, ` +
-      `${r.completed}/${r.connections} complete, ${r.resets} resets, ` +
-      `${r.bytesDamaged} bytes damaged, ${takeoverText(r)}` +
-      (r.midStream ? "" : " (load ended before the kill)")
-    ),
+    ...f.runs.map((r, i) => runText(r, i)),
+    `  migrations: ${m.runs.length} runs, ${m.cleanRuns} clean; longest stall median ${
+      m.stallMedianMs?.toFixed(1) ?? "?"
+    } ms, max ${m.stallMaxMs?.toFixed(1) ?? "?"} ms; ${
+      m.usPerConnectionMedian?.toFixed(1) ?? "?"
+    } µs per connection (median)`,
+    ...m.runs.map((r, i) => runText(r, i)),
+    ...netemLines(report),
     "  targets:",
     ...report.targets.map((t) =>
       `    ${t.met === null ? "?   " : t.met ? "met " : "MISS"} ${t.name}: ${
@@ -198,8 +262,33 @@ export function renderBenchText(report: BenchReport): string {
   return lines.join("\n");
 }
 
+function netemLines(report: BenchReport): string[] {
+  const n = report.failoverNetem;
+  if (n === undefined || n === null) return [];
+  return [
+    `  failovers under netem "${n.netem.spec}"${
+      n.netem.mode === "emulated" ? " (emulated)" : ""
+    }: ${n.runs.length} runs, ${n.cleanRuns} clean; longest stall median ${
+      n.stallMedianMs?.toFixed(1) ?? "?"
+    } ms, max ${n.stallMaxMs?.toFixed(1) ?? "?"} ms`,
+    ...n.runs.map((r, i) => runText(r, i)),
+  ];
+}
+
+function runText(r: FailoverRun, i: number): string {
+  return `    run ${i + 1}: stall ${r.longestStallMs.toFixed(1)} ms, ` +
+    `${r.completed}/${r.connections} complete, ${r.resets} resets, ` +
+    `${r.bytesDamaged} bytes damaged, ${takeoverText(r)}` +
+    (r.midStream ? "" : " (load ended before the kill)");
+}
+
 function takeoverText(run: FailoverRun): string {
   if (run.newPrimary === null) return "no new primary";
   const detect = run.detectMs === null ? "?" : `${run.detectMs.toFixed(2)} ms`;
-  return `node ${run.newPrimary} took over, detect ${detect}`;
+  const resumed = run.resumeMs === undefined || run.resumeMs === null
+    ? ""
+    : `, ${run.resumedConnections ?? "?"} connections resumed in ${
+      (run.resumeMs * 1000).toFixed(0)
+    } µs`;
+  return `node ${run.newPrimary} took over, detect ${detect}${resumed}`;
 }

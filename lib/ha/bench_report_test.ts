@@ -29,15 +29,24 @@ const MACHINE = { cpus: 2, kernel: "6.18.0" };
 
 Deno.test("bench figures: overheads, ratio, stall median and max, targets", () => {
   const ha = { ...DIRECT, latencyP50Us: 70, latencyP99Us: 150, throughputMBps: 190, cpuMsPerMB: 5 };
-  const r = buildBenchReport(DIRECT, ha, [run(9), run(30), run(5), run(8)], MACHINE);
+  const migrations = [
+    run(3, { detectMs: 0, resumeMs: 0.8, resumedConnections: 16 }),
+    run(4, { detectMs: 0, resumeMs: 1.6, resumedConnections: 16 }),
+  ];
+  const r = buildBenchReport(DIRECT, ha, [run(9), run(30), run(5), run(8)], MACHINE, migrations);
   assert.equal(r.p50OverheadUs, 30);
   assert.equal(r.p99OverheadUs, 60);
   assert.equal(r.throughputRatio, 0.95);
   assert.equal(r.failover.stallMedianMs, 8.5);
   assert.equal(r.failover.stallMaxMs, 30);
   assert.equal(r.failover.cleanRuns, 4);
-  assert.deepEqual(r.targets.map((t) => t.met), [true, true, true]);
+  // 800 and 1600 µs over 16 connections: 50 and 100 µs each.
+  assert.equal(r.migration.usPerConnectionMedian, 75);
+  assert.equal(r.migration.stallMaxMs, 4);
+  assert.deepEqual(r.targets.map((t) => t.met), [true, true, true, true]);
   const text = renderBenchText(r);
+  assert.match(text, /migrations: 2 runs, 2 clean; .* 75\.0 µs per connection/);
+  assert.match(text, /16 connections resumed in 1600 µs/);
   assert.match(text, /latency p50 \(µs\) +40\.0 +70\.0 +\+30\.0/);
   assert.match(text, /95\.0 %/);
   assert.match(text, /median 8\.5 ms, max 30\.0 ms/);
@@ -52,12 +61,13 @@ Deno.test("missed targets and unclean runs show as such", () => {
     run(5, { midStream: false }),
     run(7, { newPrimary: null, detectMs: null }),
   ];
-  const r = buildBenchReport(DIRECT, ha, runs, MACHINE);
+  const slow = [run(9, { resumeMs: 16, resumedConnections: 16 })];
+  const r = buildBenchReport(DIRECT, ha, runs, MACHINE, slow);
   assert.equal(r.failover.stallMedianMs, 128.5);
   assert.equal(r.failover.cleanRuns, 1);
-  assert.deepEqual(r.targets.map((t) => t.met), [false, false, false]);
+  assert.deepEqual(r.targets.map((t) => t.met), [false, false, false, false]);
   const text = renderBenchText(r);
-  assert.equal(text.match(/MISS/g)?.length, 3);
+  assert.equal(text.match(/MISS/g)?.length, 4);
   assert.match(text, /the HA bulk load was not clean/);
   assert.match(text, /load ended before the kill/);
   assert.match(text, /run 4: .*no new primary/);
@@ -68,6 +78,8 @@ Deno.test("no failover runs: the stall is unknown, not zero", () => {
   const r = buildBenchReport(DIRECT, DIRECT, [], MACHINE);
   assert.equal(r.failover.stallMedianMs, null);
   assert.equal(r.targets[0]!.met, null);
+  assert.equal(r.migration.usPerConnectionMedian, null);
+  assert.equal(r.targets[3]!.met, null);
   assert.equal(r.throughputRatio, 1);
   assert.match(renderBenchText(r), /\? +failover stall, median: \?/);
 });

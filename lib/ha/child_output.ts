@@ -24,6 +24,18 @@ export interface UpLine {
 export type HaRole = "primary" | "replica" | "failed" | "fenced";
 const ROLES: readonly HaRole[] = ["primary", "replica", "failed", "fenced"];
 
+/** A node's last takeover, as its status reports it. */
+export interface TakeoverView {
+  readonly atUnixMs: number;
+  readonly detectMs: number;
+  /** "migration" after a handover; "failover" otherwise (and from older agents). */
+  readonly kind: "failover" | "migration";
+  /** Connections to resume, how many did, and how long the last one took (null when not reported). */
+  readonly connections: number | null;
+  readonly resumed: number | null;
+  readonly resumeMs: number | null;
+}
+
 /** The part of `ha status --json` the demo and the tests read. */
 export interface HaStatusView {
   readonly id: number;
@@ -32,7 +44,7 @@ export interface HaStatusView {
   readonly primaryId: number | null;
   readonly connections: number;
   /** Set on a node that took over: when, and how long detection took. */
-  readonly takeover: { readonly atUnixMs: number; readonly detectMs: number } | null;
+  readonly takeover: TakeoverView | null;
   /** Peers this node hears now, and peers configured. */
   readonly peersAlive: number;
   readonly peersTotal: number;
@@ -162,7 +174,15 @@ export function parseHaStatus(text: string): HaStatusView {
       throw bad(what, `"takeover" is not an object or null`);
     }
     const t = takeover as Json;
-    parsedTakeover = { atUnixMs: num(t, "at_unix_ms", what), detectMs: num(t, "detect_ms", what) };
+    const optional = (key: string) => typeof t[key] === "number" ? t[key] as number : null;
+    parsedTakeover = {
+      atUnixMs: num(t, "at_unix_ms", what),
+      detectMs: num(t, "detect_ms", what),
+      kind: t["kind"] === "migration" ? "migration" : "failover",
+      connections: optional("connections"),
+      resumed: optional("resumed"),
+      resumeMs: optional("resume_ms"),
+    };
   }
   return {
     id: num(value, "id", what),

@@ -59,7 +59,14 @@ Deno.test("status parses role, epoch, primary and takeover", () => {
     epoch: 3,
     primaryId: 2,
     connections: 64,
-    takeover: { atUnixMs: 1_700_000_000_123, detectMs: 10.5 },
+    takeover: {
+      atUnixMs: 1_700_000_000_123,
+      detectMs: 10.5,
+      kind: "failover",
+      connections: null,
+      resumed: null,
+      resumeMs: null,
+    },
     peersAlive: 0,
     peersTotal: 1,
   });
@@ -68,6 +75,25 @@ Deno.test("status parses role, epoch, primary and takeover", () => {
   );
   assert.equal(replica.primaryId, null);
   assert.equal(replica.takeover, null);
+  const migrated = parseHaStatus(JSON.stringify({
+    ...STATUS,
+    takeover: {
+      at_unix_ms: 5,
+      detect_ms: 0,
+      kind: "migration",
+      connections: 64,
+      resumed: 63,
+      resume_ms: 0.25,
+    },
+  }));
+  assert.deepEqual(migrated.takeover, {
+    atUnixMs: 5,
+    detectMs: 0,
+    kind: "migration",
+    connections: 64,
+    resumed: 63,
+    resumeMs: 0.25,
+  });
 });
 
 Deno.test("status with a wrong role or field is refused", () => {

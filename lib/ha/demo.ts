@@ -64,6 +64,8 @@ export interface DemoOptions {
   readonly port?: number;
   /** Share of the stream verified before the kill, 0 < f < 1 (default 0.25). */
   readonly killAtFraction?: number;
+  /** A netem SPEC for every lab link (`lab up --netem`); none by default. */
+  readonly netem?: string;
   /** Aborting stops the demo and removes everything it made. */
   readonly signal?: AbortSignal;
   /** One line per step. */
@@ -72,8 +74,8 @@ export interface DemoOptions {
 
 /** Demo options with every default filled in. */
 export type CheckedDemoOptions =
-  & Required<Omit<DemoOptions, "signal" | "onProgress">>
-  & Pick<DemoOptions, "signal" | "onProgress">;
+  & Required<Omit<DemoOptions, "signal" | "onProgress" | "netem">>
+  & Pick<DemoOptions, "signal" | "onProgress" | "netem">;
 
 /**
  * Checks the demo's options and fills the defaults; throws RangeError.
@@ -92,6 +94,7 @@ export function checkDemoOptions(options: DemoOptions = {}): CheckedDemoOptions 
     name: options.name ?? DEMO_LAB_NAME,
     port: options.port ?? NF_PORT_DEFAULT,
     killAtFraction: options.killAtFraction ?? 0.25,
+    ...(options.netem === undefined ? {} : { netem: options.netem }),
     ...(options.signal === undefined ? {} : { signal: options.signal }),
     ...(options.onProgress === undefined ? {} : { onProgress: options.onProgress }),
   };
@@ -113,20 +116,30 @@ export function checkDemoOptions(options: DemoOptions = {}): CheckedDemoOptions 
       `Invalid kill point "${checked.killAtFraction}": use a fraction in (0, 1)`,
     );
   }
-  labPlan({ name: checked.name, nodes: checked.nodes }); // checks the name
+  // Checks the name and the netem SPEC.
+  labPlan({
+    name: checked.name,
+    nodes: checked.nodes,
+    ...(checked.netem === undefined ? {} : { netem: checked.netem }),
+  });
   return checked;
 }
 
 /**
  * Makes lab `name` fresh for a run: refuses if processes run in it (another
- * demo or bench), else takes any leftover down and brings it up.
+ * demo or bench), else takes any leftover down and brings it up (with
+ * `options.netem` on every link when given).
  *
  * @example
  * ```ts
- * const lab = await claimLab("rlhd", 3);
+ * const lab = await claimLab("rlhd", 3, { netem: "loss 1%" });
  * ```
  */
-export async function claimLab(name: string, nodes: number): Promise<Lab> {
+export async function claimLab(
+  name: string,
+  nodes: number,
+  options: { readonly netem?: string | undefined } = {},
+): Promise<Lab> {
   await checkCapabilities(`bring lab "${name}" up`);
   for (const ns of await labLeftovers(name)) {
     const pids = await netnsPids(ns);
@@ -142,7 +155,11 @@ export async function claimLab(name: string, nodes: number): Promise<Lab> {
     }
   }
   await labDown({ name });
-  return await labUp({ name, nodes });
+  return await labUp({
+    name,
+    nodes,
+    ...(options.netem === undefined ? {} : { netem: options.netem }),
+  });
 }
 
 /**
@@ -163,17 +180,23 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoReport> {
   if (o.signal?.aborted) throw interrupted(action);
   // Before the try: a lab that is busy (another demo) must not be taken down,
   // and a half-made one is removed by labUp itself.
-  const lab = await claimLab(o.name, o.nodes);
+  const lab = await claimLab(o.name, o.nodes, { netem: o.netem });
   let cluster: Cluster | undefined;
   try {
     say(`lab "${lab.name}" up: ${o.nodes} nodes, client ${lab.client.netns}, VIP ${lab.vip}`);
+    if (lab.netem !== undefined) say(`netem on every link: ${lab.netem.spec} (${lab.netem.mode})`);
     cluster = await startCluster(lab, {
       port: o.port,
       ...(o.signal === undefined ? {} : { signal: o.signal }),
       onProgress: say,
     });
     const { summary, facts } = await failoverUnderLoad(cluster, o);
-    return buildDemoReport(summary, facts, { lab: lab.name, nodes: o.nodes, vip: lab.vip });
+    return buildDemoReport(summary, facts, {
+      lab: lab.name,
+      nodes: o.nodes,
+      vip: lab.vip,
+      netem: lab.netem ?? null,
+    });
   } finally {
     say(`stopping the agents and taking lab "${o.name}" down`);
     await cluster?.stop();

@@ -5,8 +5,9 @@
  *
  * @module
  */
-import type { HaRole, LoadSummary } from "./child_output.ts";
+import type { HaRole, LoadSummary, TakeoverView } from "./child_output.ts";
 import type { KillMode } from "./lab_cluster.ts";
+import type { LabNetem } from "./lab_netem.ts";
 
 /** A takeover a surviving node reports (its status's `takeover`). */
 export interface Takeover {
@@ -38,7 +39,7 @@ export interface FailoverFacts {
   readonly newPrimary: {
     readonly id: number;
     readonly epoch: number;
-    readonly takeover: { readonly atUnixMs: number; readonly detectMs: number } | null;
+    readonly takeover: TakeoverView | null;
   } | null;
   /** The killed node's role afterwards, when it could still be asked (link, fail). */
   readonly oldPrimaryRole: HaRole | null;
@@ -56,6 +57,8 @@ export interface DemoReport {
   readonly lab: string;
   readonly nodes: number;
   readonly vip: string;
+  /** The impairment on every link (`--netem`), or null on a clean lab. */
+  readonly netem: LabNetem | null;
   readonly connections: number;
   readonly survived: number;
   readonly resets: number;
@@ -93,6 +96,8 @@ export interface DemoSetup {
   readonly lab: string;
   readonly nodes: number;
   readonly vip: string;
+  /** The impairment on every link (`--netem`), or null on a clean lab. */
+  readonly netem?: LabNetem | null;
 }
 
 /**
@@ -143,6 +148,7 @@ export function buildDemoReport(
     lab: setup.lab,
     nodes: setup.nodes,
     vip: setup.vip,
+    netem: setup.netem ?? null,
     connections: load.connections,
     survived: load.completed,
     resets: load.resets,
@@ -179,6 +185,7 @@ const KILL_WORDS: Record<KillMode, string> = {
   sigkill: "SIGKILL of everything in its namespaces",
   link: "its link set down",
   fail: "'reliab ha fail'",
+  migrate: "'reliab ha migrate --to 2' (a planned handover)",
 };
 
 /**
@@ -216,6 +223,13 @@ export function renderDemoText(report: DemoReport): string {
       (report.elapsedMs / 1000).toFixed(2)
     } s, ${report.goodputMbps.toFixed(0)} Mbit/s verified`,
   ];
+  if (report.netem !== null) {
+    lines.push(
+      `  network         netem "${report.netem.spec}" on every link, both ways${
+        report.netem.mode === "emulated" ? " (emulated)" : ""
+      }`,
+    );
+  }
   if (f.oldPrimaryRole !== null) lines.push(`  old primary     now ${f.oldPrimaryRole}`);
   if (f.takeovers.length > 1) {
     lines.push(

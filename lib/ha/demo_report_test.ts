@@ -23,7 +23,18 @@ const CLEAN_FACTS: FailoverFacts = {
   killAfterMs: 500,
   killAtUnixMs: 1_000_000,
   epochBefore: 1,
-  newPrimary: { id: 2, epoch: 2, takeover: { atUnixMs: 1_000_012, detectMs: 10.5 } },
+  newPrimary: {
+    id: 2,
+    epoch: 2,
+    takeover: {
+      atUnixMs: 1_000_012,
+      detectMs: 10.5,
+      kind: "failover",
+      connections: 64,
+      resumed: 64,
+      resumeMs: 0.5,
+    },
+  },
   oldPrimaryRole: null,
   statusErrors: [],
 };

@@ -27,6 +27,9 @@
  * it stops. The lab is only the "physical" network. IPv6 is off in every lab
  * namespace so no router solicitations or DAD frames disturb measurements.
  *
+ * With `netem`, the switch's ports impair every link both ways (loss, delay,
+ * reordering, duplication): a hostile network (lib/ha/lab_netem.ts).
+ *
  * @module
  */
 import { CapabilityError, ConfigError } from "../errors.ts";
@@ -35,6 +38,7 @@ import { mustRun, runCommand } from "./_command.ts";
 import { killNetnsProcesses } from "./agent/_host.ts";
 import { OFFLOADS_OFF } from "./agent/offloads.ts";
 import { sweepStaleControlSockets } from "./agent/control_socket.ts";
+import { applyNetem, type LabNetem, parseNetemSpec, probeNetem } from "./lab_netem.ts";
 
 /** One node of the lab. */
 export interface LabNode {
@@ -53,6 +57,8 @@ export interface Lab {
   readonly client: { readonly netns: string; readonly iface: string; readonly addr: string };
   readonly switch: { readonly netns: string; readonly bridge: string };
   readonly nodes: readonly LabNode[];
+  /** The impairment on every link (`--netem`); absent on a clean lab. */
+  readonly netem?: LabNetem;
 }
 
 /** Options of `labUp` and `labDown`. */
@@ -63,6 +69,11 @@ export interface LabOptions {
   readonly nodes?: number;
   /** Folder of the state file (default /run/reliab). */
   readonly stateDir?: string;
+  /**
+   * A netem SPEC applied to every lab link, both directions ("loss 1% delay
+   * 1ms 200us reorder 5% duplicate 1%"); lib/ha/lab_netem.ts says how.
+   */
+  readonly netem?: string;
 }
 
 /** Default lab name: the prefix of every namespace the lab makes. */
@@ -92,6 +103,8 @@ export function labPlan(options: LabOptions = {}): Lab {
       hint: `use --nodes 1 to ${LAB_NODES_MAX}`,
     });
   }
+  // Checked here too, so a bad SPEC fails before anything is made.
+  if (options.netem !== undefined) parseNetemSpec(options.netem);
   return {
     name,
     vip: `${SUBNET}.1`,
@@ -139,11 +152,12 @@ function checkName(name: string): string {
  * ```
  */
 export async function labUp(options: LabOptions = {}): Promise<Lab> {
-  const lab = labPlan(options);
+  let lab = labPlan(options);
   await checkCapabilities("bring the lab up");
   const statePath = stateFile(lab.name, options.stateDir);
   const state = await readState(statePath);
   const existing = state?.complete === true && await isPresent(state.lab) ? state.lab : undefined;
+  const spec = options.netem === undefined ? undefined : parseNetemSpec(options.netem);
   if (existing !== undefined) {
     if (existing.nodes.length !== lab.nodes.length) {
       throw new ConfigError(
@@ -151,7 +165,22 @@ export async function labUp(options: LabOptions = {}): Promise<Lab> {
         { code: "lab_exists", hint: "run 'reliab ha lab down' first" },
       );
     }
+    if (existing.netem?.spec !== spec?.text) {
+      const what = (text: string | undefined) =>
+        text === undefined ? "no netem" : `netem "${text}"`;
+      throw new ConfigError(
+        `Cannot bring lab "${lab.name}" up with ${what(spec?.text)}: it is up with ${
+          what(existing.netem?.spec)
+        }`,
+        { code: "lab_exists", hint: "run 'reliab ha lab down' first" },
+      );
+    }
     return existing;
+  }
+  // Before anything is made: a SPEC this kernel cannot apply leaves nothing behind.
+  if (spec !== undefined) {
+    const mode = await probeNetem(`${lab.name}-probe`, spec);
+    lab = { ...lab, netem: { spec: spec.text, mode } };
   }
   await sweep(lab.name);
   await Deno.mkdir(options.stateDir ?? STATE_DIR_DEFAULT, { recursive: true });
@@ -312,6 +341,12 @@ async function build(lab: Lab): Promise<void> {
       end.iface,
       ...OFFLOADS_OFF.flatMap((feature) => [feature, "off"]),
     ], action);
+  }
+  if (lab.netem !== undefined) {
+    await applyNetem(sw, ends.map((end) => end.port), {
+      spec: parseNetemSpec(lab.netem.spec),
+      mode: lab.netem.mode,
+    });
   }
 }
 

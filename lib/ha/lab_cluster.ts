@@ -20,10 +20,10 @@ import {
 import { type HaStatusView, parseHaStatus, parseUpLine } from "./child_output.ts";
 import { reliabArgv } from "./self_command.ts";
 
-/** How the primary is made to fail. */
-export type KillMode = "sigkill" | "link" | "fail";
+/** How the primary is made to fail (`migrate`: a planned handover to node 2). */
+export type KillMode = "sigkill" | "link" | "fail" | "migrate";
 /** Every kill mode, in the order the demo's help lists them. */
-export const KILL_MODES: readonly KillMode[] = ["sigkill", "link", "fail"];
+export const KILL_MODES: readonly KillMode[] = ["sigkill", "link", "fail", "migrate"];
 
 /** Port of the NF on the VIP when the caller names none. */
 export const NF_PORT_DEFAULT = 7000;
@@ -158,8 +158,9 @@ export class Cluster implements AsyncDisposable {
   /**
    * Makes node `id` fail: `sigkill` SIGKILLs every process in its namespace
    * and its NF's, `link` sets its switch port down, `fail` runs `reliab ha
-   * fail` in its namespace. Returns when the failure took effect (Unix ms):
-   * the first SIGKILL, the end of the link change, the end of `ha fail`.
+   * fail` in its namespace, `migrate` runs `reliab ha migrate --to` the next
+   * node there. Returns when the failure took effect (Unix ms): the first
+   * SIGKILL, the end of the link change, the end of `ha fail` or `migrate`.
    */
   async kill(id: number, mode: KillMode): Promise<number> {
     const node = this.node(id);
@@ -186,13 +187,15 @@ export class Cluster implements AsyncDisposable {
       );
       return Date.now();
     }
+    // A migration hands over to the next node up (node 1 -> node 2).
+    const target = this.nodes.find((n) => n.id > id) ?? this.nodes.find((n) => n.id !== id);
     const result = await runCommand("ip", [
       "netns",
       "exec",
       node.lab.netns,
       ...reliabArgv(),
       "ha",
-      "fail",
+      ...(mode === "migrate" ? ["migrate", "--to", String(target?.id ?? 0)] : ["fail"]),
     ]);
     if (result.code !== 0) {
       throw new ReliabError(`Cannot fail node ${id} over: ${lastLine(result.stderr)}`, {
@@ -200,6 +203,26 @@ export class Cluster implements AsyncDisposable {
         hint: `run 'ip netns exec ${node.lab.netns} reliab ha status' to see its state`,
       });
     }
+    return Date.now();
+  }
+
+  /**
+   * Undoes `kill(id, "link")`: sets node `id`'s switch port up again, as a
+   * cable plugged back in (a split brain heals). Returns when it is up (Unix ms).
+   *
+   * @example
+   * ```ts
+   * await cluster.kill(1, "link");
+   * await cluster.revive(1);
+   * ```
+   */
+  async revive(id: number): Promise<number> {
+    const node = this.node(id);
+    await mustRun(
+      "ip",
+      ["-n", this.lab.switch.netns, "link", "set", switchPort(node.lab), "up"],
+      `Cannot plug node ${id} back in`,
+    );
     return Date.now();
   }
 

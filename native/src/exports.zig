@@ -359,6 +359,16 @@ export fn reliab_ha_agent_fail(slot: u32) i32 {
     return Status.ok.code();
 }
 
+/// Hands every connection over to node `to` (`ha migrate --to`): a primary
+/// does it, a replica asks its primary to. The datapath refuses (and
+/// counts) a target that is not a live replica of the group.
+export fn reliab_ha_agent_migrate(slot: u32, to: u32) i32 {
+    const agent = agentSlot(slot) orelse return Status.invalid_argument.code();
+    if (to == 0 or to > 255) return Status.invalid_argument.code();
+    agent.migrate(@intCast(to));
+    return Status.ok.code();
+}
+
 /// Stops the agent: joins its thread, detaches its XDP programs, closes everything.
 export fn reliab_ha_agent_stop(slot: u32) i32 {
     const agent = agentSlot(slot) orelse return Status.invalid_argument.code();

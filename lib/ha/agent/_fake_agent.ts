@@ -25,6 +25,8 @@ export class FakeAgent {
   primaryId: number;
   fails = 0;
   stops = 0;
+  /** Targets `migrate()` was asked for, in order. */
+  readonly migrations: number[] = [];
   /** When set, `status()` throws it (an agent whose loop broke). */
   broken: Error | undefined;
 
@@ -66,6 +68,15 @@ export class FakeAgent {
       this.role = "primary";
       this.epoch += 16;
       this.primaryId = this.id;
+    }
+  }
+
+  /** A primary becomes a replica of `to` at once (a handover). */
+  migrate(to: number): void {
+    this.migrations.push(to);
+    if (this.role === "primary") {
+      this.role = "replica";
+      this.primaryId = to;
     }
   }
 

@@ -1,9 +1,9 @@
 /**
- * How `reliab ha status` and `reliab ha fail` reach the agent: one unix
+ * How `reliab ha status`, `fail` and `migrate` reach the agent: one unix
  * socket per network namespace, named by the namespace's inode, so a command
  * run inside a node's namespace finds that node's agent without being told
- * anything. One JSON line in (`{"op":"status"}` or `{"op":"fail"}`), one
- * JSON line out, then the connection closes.
+ * anything. One JSON line in (`{"op":"status"}`, `{"op":"fail"}` or
+ * `{"op":"migrate","to":N}`), one JSON line out, then the connection closes.
  *
  * The server is generic over its target (anything with `status()` and
  * `fail()`), so it is tested with a fake agent, without the packet loop.
@@ -29,6 +29,7 @@ const FAIL_POLL_MS = 5;
 export interface ControlTarget {
   status(): HaAgentStatus;
   fail(): void;
+  migrate(to: number): void;
 }
 
 /** Options shared by the server and the client. */
@@ -205,11 +206,18 @@ async function answer(
       target.fail();
       return { ok: true, before, after: await settled(target, before) };
     }
+    if (op === "migrate") {
+      const to = (request as { to?: unknown }).to;
+      const before = target.status();
+      checkMigrationTarget(before, to);
+      target.migrate(to as number);
+      return { ok: true, before, after: await settled(target, before) };
+    }
     return {
       ok: false,
       code: "bad_request",
       error: `Unknown control request ${JSON.stringify(line ?? "")}`,
-      hint: 'send {"op":"status"} or {"op":"fail"}',
+      hint: 'send {"op":"status"}, {"op":"fail"} or {"op":"migrate","to":N}',
     };
   } catch (error) {
     return {
@@ -218,6 +226,46 @@ async function answer(
       error: error instanceof Error ? error.message : String(error),
       hint: error instanceof ReliabError ? error.hint : "see the agent's output",
     };
+  }
+}
+
+/**
+ * A migration target must be a live replica (this one, when a replica asks
+ * for itself), with a primary to hand over from. The agent refuses anything else too (and counts
+ * it), but only here can the refusal become a one-line error.
+ */
+function checkMigrationTarget(status: HaAgentStatus, to: unknown): void {
+  if (typeof to !== "number" || !Number.isInteger(to) || to < 1 || to > 255) {
+    throw new ConfigError(`"${String(to)}" is not a node id`, {
+      code: "bad_target",
+      hint: "give --to with the id of a replica (reliab ha status lists the peers)",
+    });
+  }
+  if (to === status.id && status.role === "primary") {
+    throw new ConfigError("it is this node, which already serves", {
+      code: "bad_target",
+      hint: "give --to with the id of a replica",
+    });
+  }
+  if (status.role !== "primary" && (status.role !== "replica" || status.primary_id === 0)) {
+    throw new ConfigError(`this node is ${status.role} and follows no primary`, {
+      code: "no_primary",
+      hint: "run it on the primary or on a replica of a live group",
+    });
+  }
+  // A replica may ask its primary to hand over to itself.
+  if (to === status.id) return;
+  const peer = status.peers.find((p) => p.id === to);
+  if (peer === undefined || !peer.alive || peer.role !== "replica") {
+    const why = peer === undefined
+      ? "no such peer"
+      : !peer.alive
+      ? "it is not alive"
+      : `it is ${peer.role}`;
+    throw new ConfigError(why, {
+      code: "bad_target",
+      hint: "pick a live replica from 'reliab ha status'",
+    });
   }
 }
 
@@ -262,10 +310,30 @@ export async function requestFail(options: ControlOptions = {}): Promise<FailOut
   return { before: parseAgentStatus(reply.before), after: parseAgentStatus(reply.after) };
 }
 
+/**
+ * Asks this namespace's agent to hand every connection over to node `to`
+ * (a replica forwards the request to its primary); returns its status
+ * before and once the primary changed.
+ *
+ * @example
+ * ```ts
+ * const { after } = await requestMigrate(2);
+ * console.log(after.primary_id); // 2
+ * ```
+ */
+export async function requestMigrate(
+  to: number,
+  options: ControlOptions = {},
+): Promise<FailOutcome> {
+  const reply = await request("migrate", `Cannot migrate to node "${to}"`, options, { to });
+  return { before: parseAgentStatus(reply.before), after: parseAgentStatus(reply.after) };
+}
+
 async function request(
   op: string,
   action: string,
   options: ControlOptions,
+  extra: Record<string, unknown> = {},
 ): Promise<Record<string, unknown>> {
   const path = controlSocketPath(options);
   let conn: Deno.UnixConn;
@@ -283,7 +351,7 @@ async function request(
   }
   let line: string | undefined;
   try {
-    await writeAll(conn, `${JSON.stringify({ op })}\n`);
+    await writeAll(conn, `${JSON.stringify({ ...extra, op })}\n`);
     line = await readLine(conn, REPLY_BYTES_MAX);
   } finally {
     closeQuietly(conn);

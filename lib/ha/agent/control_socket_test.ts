@@ -7,6 +7,7 @@ import {
   controlSocketPath,
   probeControlSocket,
   requestFail,
+  requestMigrate,
   requestStatus,
   serveControl,
 } from "./control_socket.ts";
@@ -115,5 +116,32 @@ Deno.test("an agent error and a bad request reach the client as one-line errors"
     const reply = JSON.parse(await new Response(conn.readable).text());
     assert.equal(reply.ok, false);
     assert.equal(reply.code, "bad_request");
+  });
+});
+
+Deno.test("migrate round trip: a live replica target is handed over to; wrong targets are refused", async () => {
+  await withDir(async (dir) => {
+    const primary = new FakeAgent({ id: 1, role: "primary" }); // its one peer: node 2, a replica
+    await using _server = await serveControl(primary, { dir });
+    for (
+      const [to, pattern] of [
+        [1, /Cannot migrate to node "1": it is this node, which already serves$/],
+        [7, /Cannot migrate to node "7": no such peer$/],
+        [0, /Cannot migrate to node "0": "0" is not a node id$/],
+      ] as const
+    ) {
+      await assert.rejects(requestMigrate(to, { dir }), (error: unknown) => {
+        assert.ok(error instanceof ReliabError);
+        assert.match(error.message, pattern);
+        assert.equal(error.code, "bad_target");
+        return true;
+      });
+    }
+    assert.deepEqual(primary.migrations, [], "a refused target never reaches the agent");
+    const outcome = await requestMigrate(2, { dir });
+    assert.deepEqual(primary.migrations, [2]);
+    assert.equal(outcome.before.role, "primary");
+    assert.equal(outcome.after.role, "replica");
+    assert.equal(outcome.after.primary_id, 2);
   });
 });

@@ -30,8 +30,33 @@ export interface HaPeerStatus {
 export interface HaTakeover {
   /** Wall-clock time of the takeover (Unix ms). */
   readonly at_unix_ms: number;
-  /** From the last heartbeat heard to the decision to take over. */
+  /** From the last heartbeat heard to the decision to take over (0 for a migration). */
   readonly detect_ms: number;
+  /** "failover" after the primary went silent, "migration" after a handover. */
+  readonly kind?: "failover" | "migration";
+  /** Connections the takeover had to resume, and how many have. */
+  readonly connections?: number;
+  readonly resumed?: number;
+  /** From the decision to the last connection resumed (its NF kicked, its output replayed). */
+  readonly resume_ms?: number;
+}
+
+/**
+ * A connection whose copy diverged: the nodes' NFs wrote different bytes
+ * for it (a non-deterministic NF), so it cannot fail over transparently.
+ */
+export interface HaDiverged {
+  /** The client's address and port, "10.78.0.1:40000". */
+  readonly client: string;
+  /** The NF's port on the VIP. */
+  readonly port: number;
+  /** The output checkpoint (bytes from the NF's first) whose digests differed. */
+  readonly offset: number;
+  /** This node's copy is stale (never served: reset at a takeover). */
+  readonly here: boolean;
+  /** Replicas (node ids) that reported their copy stale to this primary. */
+  readonly reported_by: readonly number[];
+  readonly closed: boolean;
 }
 
 /** What `reliab_ha_agent_status` returns (snake_case, as on the wire). */
@@ -49,6 +74,10 @@ export interface HaAgentStatus {
   readonly takeover: HaTakeover | null;
   /** Non-zero when the packet loop stopped on a system error (its errno). */
   readonly loop_errno?: number;
+  /** Connections with a diverged copy, here or on a replica (see `diverged`). */
+  readonly connections_stale?: number;
+  /** The first few of them. */
+  readonly diverged?: readonly HaDiverged[];
   readonly counters: Readonly<Record<string, number>>;
 }
 
@@ -84,9 +113,25 @@ export function parseAgentStatus(value: unknown): HaAgentStatus {
     number(takeover.detect_ms, "takeover.detect_ms");
   }
   if (s.loop_errno !== undefined) number(s.loop_errno, "loop_errno");
+  if (s.connections_stale !== undefined) number(s.connections_stale, "connections_stale");
+  if (s.diverged !== undefined) diverged(s.diverged);
   const counters = object(s.counters, "counters");
   for (const [key, count] of Object.entries(counters)) number(count, `counters.${key}`);
   return s as unknown as HaAgentStatus;
+}
+
+function diverged(value: unknown): void {
+  if (!Array.isArray(value)) invalid("diverged");
+  for (const [i, raw] of value.entries()) {
+    const d = object(raw, `diverged[${i}]`);
+    if (typeof d.client !== "string") invalid(`diverged[${i}].client`);
+    number(d.port, `diverged[${i}].port`);
+    number(d.offset, `diverged[${i}].offset`);
+    if (typeof d.here !== "boolean") invalid(`diverged[${i}].here`);
+    if (typeof d.closed !== "boolean") invalid(`diverged[${i}].closed`);
+    if (!Array.isArray(d.reported_by)) invalid(`diverged[${i}].reported_by`);
+    for (const id of d.reported_by) number(id, `diverged[${i}].reported_by`);
+  }
 }
 
 function object(value: unknown, field: string): Record<string, unknown> {
@@ -137,8 +182,19 @@ export function statusLines(status: HaAgentStatus): string[] {
   }
   if (status.takeover !== null) {
     const at = new Date(status.takeover.at_unix_ms).toISOString();
-    lines.push(`took over at ${at}, detected in ${status.takeover.detect_ms.toFixed(1)} ms`);
+    const t = status.takeover;
+    const how = t.kind === "migration"
+      ? "by migration"
+      : `detected in ${t.detect_ms.toFixed(1)} ms`;
+    const resumed = t.connections === undefined || t.resumed === undefined ||
+        t.resume_ms === undefined
+      ? ""
+      : `, ${t.resumed}/${t.connections} connections resumed in ${
+        (t.resume_ms * 1000).toFixed(0)
+      } µs`;
+    lines.push(`took over at ${at}, ${how}${resumed}`);
   }
+  lines.push(...divergedLines(status));
   lines.push(status.peers.length === 0 ? "peers: none" : "peers:");
   for (const peer of status.peers) {
     const heard = peer.last_heard_ms === null || peer.heard === false
@@ -155,6 +211,36 @@ export function statusLines(status: HaAgentStatus): string[] {
     const width = Math.max(...counters.map(([key]) => key.length));
     for (const [key, count] of counters) lines.push(`  ${key.padEnd(width)} ${count}`);
   }
+  return lines;
+}
+
+/**
+ * The connections whose NF output differed between nodes, one line each.
+ *
+ * @example
+ * ```ts
+ * divergedLines(status);
+ * // ["diverged connections 1 (the NFs wrote different bytes):",
+ * //  "  10.78.0.1:40000 -> port 7000 differed at output byte 65536: stale here, reset at a takeover, never served"]
+ * ```
+ */
+export function divergedLines(status: HaAgentStatus): string[] {
+  const count = status.connections_stale ?? 0;
+  if (count === 0) return [];
+  const lines = [`diverged connections ${count} (the NFs wrote different bytes):`];
+  for (const d of status.diverged ?? []) {
+    const what = d.here
+      ? status.role === "primary"
+        ? "stale here, reset towards the client"
+        : "stale here, reset at a takeover, never served"
+      : `replica node ${d.reported_by.join(", ")} reported its copy stale, not waited for`;
+    lines.push(
+      `  ${d.client} -> port ${d.port} differed at output byte ${d.offset}: ${what}` +
+        (d.closed ? " (closed)" : ""),
+    );
+  }
+  const more = count - (status.diverged?.length ?? 0);
+  if (more > 0) lines.push(`  and ${more} more`);
   return lines;
 }
 

@@ -59,3 +59,53 @@ Deno.test("the text shows role, epoch, primary, peers, counts and counters", () 
   assert.match(text, /primary is node 2/);
   assert.match(text, /DEAD +replica +never heard/);
 });
+
+Deno.test("diverged connections are checked and shown, here and as reported by replicas", () => {
+  const raw = sample();
+  raw.connections_stale = 3;
+  raw.diverged = [
+    {
+      client: "10.78.0.1:40000",
+      port: 7000,
+      offset: 65536,
+      here: false,
+      reported_by: [2],
+      closed: false,
+    },
+    {
+      client: "10.78.0.1:40002",
+      port: 7000,
+      offset: 131072,
+      here: true,
+      reported_by: [],
+      closed: true,
+    },
+  ];
+  const lines = statusLines(parseAgentStatus(raw));
+  const at = lines.indexOf("diverged connections 3 (the NFs wrote different bytes):");
+  assert.ok(at > 0, lines.join("\n"));
+  assert.equal(
+    lines[at + 1],
+    "  10.78.0.1:40000 -> port 7000 differed at output byte 65536: " +
+      "replica node 2 reported its copy stale, not waited for",
+  );
+  assert.equal(
+    lines[at + 2],
+    "  10.78.0.1:40002 -> port 7000 differed at output byte 131072: " +
+      "stale here, reset towards the client (closed)",
+  );
+  assert.equal(lines[at + 3], "  and 1 more");
+  // None: no such line at all.
+  assert.ok(!statusLines(parseAgentStatus(sample())).some((l) => l.startsWith("diverged")));
+
+  const wrong = sample();
+  wrong.diverged = [{
+    client: "x",
+    port: "7000",
+    offset: 1,
+    here: true,
+    reported_by: [],
+    closed: false,
+  }];
+  assert.throws(() => parseAgentStatus(wrong), /"diverged\[0\]\.port"/);
+});

@@ -37,6 +37,10 @@ const Snapshot = struct {
     counters: datapath_mod.Counters = .{},
     takeover_unix_ms: f64 = 0,
     takeover_detect_ms: f64 = 0,
+    takeover_planned: bool = false,
+    takeover_conns: u32 = 0,
+    takeover_resumed: u32 = 0,
+    takeover_resume_ms: f64 = 0,
     uptime_ms: f64 = 0,
     loop_errno: u32 = 0,
     realtime: bool = false,
@@ -44,6 +48,7 @@ const Snapshot = struct {
     health: datapath_mod.Datapath.Health = .{},
     alive_mask: u16 = 0,
     dropped: bool = false,
+    divergence: datapath_mod.Datapath.Divergence = .{},
     tx_drops: u64 = 0,
     kernel_drops: u64 = 0,
 };
@@ -59,6 +64,8 @@ pub const Agent = struct {
     thread: std.Thread,
     stop_requested: std.atomic.Value(bool) = .init(false),
     fail_requested: std.atomic.Value(bool) = .init(false),
+    /// `ha migrate --to N`: N, taken by the packet thread (0 = none).
+    migrate_to: std.atomic.Value(u8) = .init(0),
     dp: *datapath_mod.Datapath,
     lock: std.atomic.Mutex = .unlocked,
     snapshot: Snapshot = .{},
@@ -178,6 +185,12 @@ pub const Agent = struct {
         self.wake();
     }
 
+    /// `ha migrate --to`: hand every connection over to node `to`.
+    pub fn migrate(self: *Agent, to: u8) void {
+        self.migrate_to.store(to, .release);
+        self.wake();
+    }
+
     fn wake(self: *Agent) void {
         const one: u64 = 1;
         _ = linux.write(self.wake_fd, std.mem.asBytes(&one), @sizeOf(u64));
@@ -237,12 +250,17 @@ pub const Agent = struct {
             .health = dp.health(now),
             .alive_mask = dp.aliveMaskPublic(),
             .dropped = dp.dropped,
+            .divergence = dp.divergence(),
             .tx_drops = self.tx_drops,
             .kernel_drops = kernelDrops(&self.outer) + kernelDrops(&self.inner),
         };
         if (dp.takeover_at_ns != 0) {
             s.takeover_unix_ms = nsToMs(realtimeNs() -% (now -% dp.takeover_at_ns));
             s.takeover_detect_ms = nsToMs(dp.takeover_detect_ns);
+            s.takeover_planned = dp.takeover_planned;
+            s.takeover_conns = dp.takeover_conns;
+            s.takeover_resumed = dp.takeover_resumed;
+            s.takeover_resume_ms = nsToMs(dp.takeover_resumed_ns -% dp.takeover_at_ns);
         }
         while (!self.lock.tryLock()) std.atomic.spinLoopHint();
         self.snapshot = s;
@@ -270,7 +288,9 @@ pub const Agent = struct {
             s.connections, s.held, s.health.unmapped, s.health.holding, nsToMs(s.health.oldest_held_ns), s.health.pending,
         });
         if (s.takeover_unix_ms != 0) {
-            w.print("{{\"at_unix_ms\":{d:.3},\"detect_ms\":{d:.3}}}", .{ s.takeover_unix_ms, s.takeover_detect_ms });
+            w.print("{{\"at_unix_ms\":{d:.3},\"detect_ms\":{d:.3},\"kind\":\"{s}\",\"connections\":{d},\"resumed\":{d},\"resume_ms\":{d:.3}}}", .{
+                s.takeover_unix_ms, s.takeover_detect_ms, if (s.takeover_planned) "migration" else "failover", s.takeover_conns, s.takeover_resumed, s.takeover_resume_ms,
+            });
         } else w.print("null", .{});
         w.print(",\"waiting\":[", .{});
         for (s.health.stuck[0..s.health.stuck_len], 0..) |k, i| {
@@ -281,6 +301,7 @@ pub const Agent = struct {
         }
         w.print("]", .{});
         w.print(",\"dropped_from_group\":{}", .{s.dropped});
+        writeDiverged(&w, s.divergence);
         w.print(",\"loop_errno\":{d},\"realtime\":{},\"loop_max_ms\":{d:.3},\"counters\":{{", .{ s.loop_errno, s.realtime, nsToMs(s.loop_max_ns) });
         inline for (@typeInfo(datapath_mod.Counters).@"struct".field_names, 0..) |name, i| {
             w.print("{s}\"{s}\":{d}", .{ if (i == 0) "" else ",", name, @field(s.counters, name) });
@@ -305,6 +326,26 @@ const Writer = struct {
         self.len += written.len;
     }
 };
+
+/// Connections whose copy diverged (here, or on a replica that said so):
+/// `connections_stale` counts them all, `diverged` lists the first few.
+fn writeDiverged(w: *Writer, d: datapath_mod.Datapath.Divergence) void {
+    w.print(",\"connections_stale\":{d},\"diverged\":[", .{d.connections});
+    for (d.list[0..d.len], 0..) |k, i| {
+        const ip: u32 = @truncate(k.key >> 32);
+        w.print("{s}{{\"client\":\"{d}.{d}.{d}.{d}:{d}\",\"port\":{d},\"offset\":{d},\"here\":{},\"closed\":{},\"reported_by\":[", .{
+            if (i == 0) "" else ",", ip >> 24, (ip >> 16) & 0xff, (ip >> 8) & 0xff, ip & 0xff, (k.key >> 16) & 0xffff, k.key & 0xffff, k.offset, k.here, k.closed,
+        });
+        var first = true;
+        for (0..16) |id| {
+            if (k.reported_by & (@as(u16, 1) << @intCast(id)) == 0) continue;
+            w.print("{s}{d}", .{ if (first) "" else ",", id });
+            first = false;
+        }
+        w.print("]}}", .{});
+    }
+    w.print("]", .{});
+}
 
 fn roleName(role: wire.Role) []const u8 {
     return switch (role) {
@@ -415,6 +456,8 @@ fn run(self: *Agent) void {
             if (took > self.loop_max_ns) self.loop_max_ns = took;
         }
         if (self.fail_requested.swap(false, .acq_rel)) self.dp.requestFail();
+        const migrate_to = self.migrate_to.swap(0, .acq_rel);
+        if (migrate_to != 0) self.dp.requestMigrate(migrate_to, now);
         receiveFrames(self, &self.outer, &frames, .outer, now);
         receiveFrames(self, &self.inner, &frames, .inner, now);
         receiveDatagrams(self, now);

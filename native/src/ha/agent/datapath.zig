@@ -36,6 +36,29 @@
 //!   connection draws an immediate ACK), so clients resume without waiting
 //!   for a retransmission timeout. A primary that hears a higher epoch is
 //!   fenced and never emits again.
+//! - **Divergence.** Transparent failover assumes every node's NF writes the
+//!   same bytes for the same input. Each node hashes its own NF's output per
+//!   connection (CRC-32C, in hardware where the CPU has it: ~0.1 ms per MB)
+//!   by stream offset — bytes counted from the NF's first data byte, so the
+//!   offsets agree although the sequence spaces differ — in windows of
+//!   `output_checkpoint_bytes`. Only new in-order bytes count (retransmissions
+//!   are skipped); a window with a hole (the agent missed a frame and the
+//!   client will never make the NF resend it) gets no digest, and the next
+//!   window starts clean, so one missed frame costs one comparison, not the
+//!   rest of the connection (why windows and not one rolling hash). The
+//!   primary sends its digests to the connection's members (output_digest);
+//!   a replica compares them with its own at equal offsets. On a mismatch
+//!   the replica's copy is stale: it resets its NF's copy at once (a diverged
+//!   copy can never serve, and would only cost the NF memory and the primary
+//!   waiting), drops the connection's client frames and tells the primary
+//!   (conn_stale, repeated while the client's frames keep coming), which
+//!   stops holding the client's bytes for it. A stale connection is never
+//!   promoted as if nothing happened: at a takeover the new primary resets it
+//!   towards the client (RST in the old primary's space, and again for each
+//!   client segment that still arrives) — a clean reset is better than
+//!   silently corrupted bytes. Limit: a divergence shows at the end of its
+//!   window; a takeover before that, or beyond the last digest received,
+//!   serves the new primary's bytes unchecked.
 const std = @import("std");
 const assert = std.debug.assert;
 const packet = @import("../packet.zig");
@@ -63,6 +86,22 @@ const idle_timeout_ns: u64 = 600 * std.time.ns_per_s;
 /// Held frames older than this make the primary resend conn_open: the
 /// replica may have missed it and be holding the client's frames unmapped.
 const conn_open_resend_ns: u64 = 5 * std.time.ns_per_ms;
+/// Nodes compare their NF's output in windows of this many bytes (a power
+/// of two dividing 2^32, so windows stay aligned when offsets wrap).
+pub const output_checkpoint_bytes: u32 = 64 * 1024;
+/// Checkpoints a replica keeps per connection while waiting for the other
+/// side: its own the primary has not sent yet, and the primary's it has not
+/// reached yet (each 8 bytes: 4096 connections cost 256 KiB for both).
+pub const checkpoints_per_conn_max = 4;
+/// Digests a primary batches per loop iteration before sending.
+const digest_queue_max = 256;
+/// Stale notices a replica batches per loop iteration.
+const stale_queue_max = 64;
+/// A replica repeats a stale notice at most this often (it may be lost).
+const stale_notice_resend_ns: u64 = 5 * std.time.ns_per_ms;
+/// CRC-32C: the SSE4.2 instruction where the target has it (~10 GB/s here),
+/// the same function in software elsewhere, so mixed nodes still agree.
+const OutputCrc = std.hash.crc.@"CRC-32/ISCSI";
 
 pub const Sink = struct {
     ctx: *anyopaque,
@@ -99,12 +138,31 @@ pub const Counters = struct {
     heartbeats_sent: u64 = 0,
     heartbeats_received: u64 = 0,
     failovers: u64 = 0,
+    migrations_in: u64 = 0,
+    migrations_out: u64 = 0,
+    migrations_refused: u64 = 0,
+    handovers_sent: u64 = 0,
     inferred_mappings: u64 = 0,
     dropped_from_group: u64 = 0,
     replicas_dropped: u64 = 0,
     conns_opened: u64 = 0,
     conns_closed: u64 = 0,
     table_full: u64 = 0,
+    /// Divergence detection (see the header comment): digests sent by a
+    /// primary and received by a replica (items), checkpoints compared,
+    /// windows skipped for a hole in the output seen here.
+    digests_sent: u64 = 0,
+    digests_received: u64 = 0,
+    digests_compared: u64 = 0,
+    digest_gaps: u64 = 0,
+    /// Connections whose copy here differed from the primary's.
+    divergences: u64 = 0,
+    /// Primary: connections a replica reported stale (per replica).
+    divergences_reported: u64 = 0,
+    /// Stale connections reset towards the client by this node as primary.
+    stale_resets: u64 = 0,
+    /// Client frames of stale connections (dropped; a primary answers with a RST).
+    stale_frames: u64 = 0,
 };
 
 pub const Peer = struct {
@@ -117,6 +175,9 @@ pub const Peer = struct {
     alive: bool = false,
     /// Longest silence seen from this peer while it was alive (tuning the miss threshold).
     gap_max_ns: u64 = 0,
+    /// The epoch in which this peer handed over (0: never): a heartbeat it
+    /// sent just before, still saying primary, must not make it one again.
+    handover_epoch: u32 = 0,
 };
 
 const Conn = struct {
@@ -160,12 +221,39 @@ const Conn = struct {
     out: FrameList = .{},
     template: [template_bytes_max]u8 = undefined,
     template_len: u16 = 0,
+    /// Divergence detection state (see OutputCheck).
+    check: OutputCheck = .{},
     /// A takeover's kick waits until every live member reported to us.
     kick_pending: bool = false,
     fin_client: bool = false,
     fin_nf: bool = false,
     closed_ns: u64 = 0,
     last_ns: u64 = 0,
+};
+
+const Checkpoint = struct { offset: u32 = 0, digest: u32 = 0 };
+/// A digest to send, with the peers (bit = peer index) it goes to.
+const DigestItem = struct { item: wire.Digest, peers: u16 };
+
+/// One connection's output hashing and comparison (see "Divergence").
+const OutputCheck = struct {
+    crc: OutputCrc = .init(),
+    /// Stream offset of the next output byte to hash.
+    next: u32 = 0,
+    /// The current window has a hole: it gets no digest.
+    broken: bool = false,
+    /// Replica: its own checkpoints the primary's digest has not matched yet,
+    /// and the primary's it has not reached yet; both in offset order.
+    own: [checkpoints_per_conn_max]Checkpoint = @splat(.{}),
+    own_len: u8 = 0,
+    theirs: [checkpoints_per_conn_max]Checkpoint = @splat(.{}),
+    theirs_len: u8 = 0,
+    /// This node's copy differed from the primary's at checkpoint `stale_offset`.
+    stale: bool = false,
+    stale_offset: u32 = 0,
+    stale_notice_ns: u64 = 0,
+    /// Primary: replicas (bit = peer index) that reported their copy stale.
+    stale_peers: u16 = 0,
 };
 
 /// How many times the takeover silence a primary waits before it drops a replica.
@@ -188,6 +276,18 @@ pub const Datapath = struct {
     counters: Counters = .{},
     takeover_at_ns: u64 = 0,
     takeover_detect_ns: u64 = 0,
+    /// The last takeover was a planned migration (a handover), not a failover.
+    takeover_planned: bool = false,
+    /// Connections the last takeover had to resume, how many resumed, and
+    /// when the last one did (its NF kicked and its output replayed).
+    takeover_conns: u32 = 0,
+    takeover_resumed: u32 = 0,
+    takeover_resumed_ns: u64 = 0,
+    /// A handover this node started: resent every interval until the target
+    /// is heard as primary of a newer epoch (the datagram may be lost).
+    handover_to: u8 = 0,
+    handover_epoch: u32 = 0,
+    handover_sent_ns: u64 = 0,
     started_ns: u64,
     last_heartbeat_ns: u64 = 0,
     /// The agent sends periodic heartbeats from a thread of their own (see
@@ -217,6 +317,12 @@ pub const Datapath = struct {
     scratch: [frame_bytes_max]u8 = undefined,
     early: [early_max]EarlyReport = @splat(.{ .conn = 0, .rcv_nxt = 0, .peer = 0 }),
     early_next: u32 = 0,
+    /// Output digests (primary) and stale notices (replica) waiting for
+    /// flushReports, batched like the reports.
+    digest_queue: [digest_queue_max]DigestItem = undefined,
+    digest_queue_len: u32 = 0,
+    stale_queue: [stale_queue_max]wire.Stale = undefined,
+    stale_queue_len: u32 = 0,
 
     pub fn init(allocator: std.mem.Allocator, config: Config, sink: Sink, now: u64) !*Datapath {
         const self = try allocator.create(Datapath);
@@ -362,6 +468,7 @@ pub const Datapath = struct {
         };
         c.last_ns = now;
         @memcpy(&c.client_mac, frame[6..12]);
+        if (c.check.stale) return self.staleClientFrame(c, frame, p, now);
         if (p.flags & packet.flag_ack != 0 and !c.mapped) {
             self.appendPending(c, frame, p);
             return;
@@ -570,6 +677,7 @@ pub const Datapath = struct {
             self.counters.unknown_conn_drops += 1;
             return;
         }
+        if (c.check.stale) return; // reset: what its NF still says goes nowhere
         const end = segmentEnd(p);
         if (seqLt(c.snd_nxt, end)) c.snd_nxt = end;
         if (p.flags & packet.flag_ack != 0 and (!c.rcv_known or !seqLt(p.ack, c.rcv_nxt))) {
@@ -585,6 +693,8 @@ pub const Datapath = struct {
         if (c.fin_nf and c.fin_client and c.closed_ns == 0 and c.ack_max_known and !seqLt(c.ack_max, c.snd_nxt)) {
             self.close(c, now);
         }
+        self.hashOutput(c, frame, p, now);
+        if (c.check.stale) return; // diverged just now: this output goes nowhere
         self.syntheticAck(c);
         if (!self.emitting()) {
             if (p.payload_len > 0 or p.flags & packet.flag_fin != 0) self.cacheOutput(c, frame, end);
@@ -680,8 +790,18 @@ pub const Datapath = struct {
         p.heard = true;
         p.last_heard_ns = now;
         p.alive = true;
-        p.role = header.role;
-        p.epoch = header.epoch;
+        // A datagram that left before a newer one we already have (its heartbeat
+        // thread raced a handover, or it is older than the epoch we know) keeps
+        // its role claim to itself: a primary that believed such a claim
+        // would stop holding for that replica, which would then know itself
+        // dropped from the group for good.
+        const stale = header.epoch < p.epoch or
+            (header.role == .primary and header.epoch == p.handover_epoch);
+        if (header.kind == .handover) p.handover_epoch = header.epoch;
+        if (!stale) {
+            p.role = header.role;
+            p.epoch = header.epoch;
+        }
         switch (header.kind) {
             .heartbeat => {
                 self.counters.heartbeats_received += 1;
@@ -716,6 +836,24 @@ pub const Datapath = struct {
                 }
             },
             .fail_request => if (self.emitting()) self.fail(),
+            .output_digest => {
+                // Only from the primary we follow, in its epoch.
+                const ours = header.role == .primary and header.sender == self.primary_id and header.epoch == self.epoch;
+                if (self.role != .replica or !ours) return;
+                self.counters.digests_received += header.count;
+                for (0..header.count) |i| self.primaryDigest(wire.readDigest(datagram, i), now);
+            },
+            .conn_stale => {
+                if (!self.emitting()) return;
+                for (0..header.count) |i| self.staleNotice(peer, wire.readStale(datagram, i), now);
+            },
+            .migrate_request => if (self.emitting()) self.handOver(wire.readTarget(datagram), now),
+            .handover => {
+                // Only from the primary we follow, in its epoch, naming us.
+                const ours = self.role == .replica and header.sender == self.primary_id and
+                    header.epoch == self.epoch and wire.readTarget(datagram) == self.config.id;
+                if (ours and !self.dropped) self.promote(now, 0, true);
+            },
             _ => {},
         }
     }
@@ -728,7 +866,9 @@ pub const Datapath = struct {
             return;
         }
         if (self.role != .replica or header.epoch < self.epoch) return;
-        const changed = header.sender != self.primary_id;
+        // A new epoch is a new primary even when we already named it (a
+        // handover sets primary_id before the target promotes).
+        const changed = header.sender != self.primary_id or header.epoch != self.epoch;
         self.epoch = header.epoch;
         self.primary_id = header.sender;
         self.primary_last_heard_ns = now;
@@ -793,6 +933,8 @@ pub const Datapath = struct {
 
     /// Replica: sends what its NF's stack newly acknowledged to the primary.
     pub fn flushReports(self: *Datapath) void {
+        // Runs last (defers unwind in reverse): stale notices queued below go out now.
+        defer self.flushChecks();
         if (self.dirty_len == 0) return;
         defer self.dirty_len = 0;
         const primary = self.primaryPeer();
@@ -801,6 +943,10 @@ pub const Datapath = struct {
         for (self.dirty[0..self.dirty_len]) |index| {
             const c = &self.conns[index];
             c.dirty = false;
+            if (self.conn_used[index] and c.check.stale) {
+                self.queueStaleNotice(c);
+                continue;
+            }
             if (!self.conn_used[index] or self.role != .replica or primary == null or !c.rcv_known) continue;
             wire.writeReport(&buf, count, .{ .conn = c.key, .rcv_nxt = c.rcv_nxt });
             c.reported_rcv = c.rcv_nxt;
@@ -817,6 +963,283 @@ pub const Datapath = struct {
         self.writeOwnHeader(buf, .rcv_report, @intCast(count));
         self.counters.reports_sent += 1;
         self.sink.to_peer(self.sink.ctx, peer, buf[0 .. wire.header_bytes + count * wire.report_bytes]);
+    }
+
+    // ------------------------------------------------------------ divergence
+
+    /// Extends the connection's output hash with a segment's new in-order
+    /// bytes, and checkpoints at every window end (see "Divergence").
+    fn hashOutput(self: *Datapath, c: *Conn, frame: []const u8, p: packet.Packet, now: u64) void {
+        if (p.payload_len == 0 or c.check.stale) return;
+        const check = &c.check;
+        const payload = frame[p.tcp_offset + p.tcp_header_len ..][0..p.payload_len];
+        // The NF's first data byte follows its SYN: offset 0 on every node.
+        const offset = p.seq -% c.local_isn -% 1;
+        const end = offset +% p.payload_len;
+        if (!seqLt(check.next, end)) return; // a retransmission: hashed already
+        if (seqLt(check.next, offset)) self.skipOutput(c, offset);
+        var at: u32 = check.next -% offset; // the first new byte: skips what was hashed
+        assert(at < payload.len);
+        while (at < payload.len) {
+            const room = output_checkpoint_bytes - check.next % output_checkpoint_bytes;
+            const take: u32 = @min(room, @as(u32, @intCast(payload.len)) - at);
+            if (!check.broken) check.crc.update(payload[at..][0..take]);
+            at += take;
+            check.next +%= take;
+            if (check.next % output_checkpoint_bytes == 0) self.checkpoint(c, now);
+        }
+        assert(check.next == end or c.check.stale);
+    }
+
+    /// A hole before `offset`: the agent missed a frame of the NF's (its RX
+    /// ring was full), and the client, which got it, will not make the NF
+    /// send it again. The window with the hole gets no digest; the window
+    /// `offset` falls in starts clean if `offset` is its first byte.
+    fn skipOutput(self: *Datapath, c: *Conn, offset: u32) void {
+        const check = &c.check;
+        assert(seqLt(check.next, offset));
+        self.counters.digest_gaps += 1;
+        const room = output_checkpoint_bytes - check.next % output_checkpoint_bytes;
+        if (offset -% check.next < room) {
+            check.broken = true;
+        } else {
+            check.crc = .init();
+            check.broken = offset % output_checkpoint_bytes != 0;
+        }
+        check.next = offset;
+    }
+
+    /// A window ended at `c.check.next`: compare its digest with the
+    /// primary's if that came first, else keep it (replica) or send it to
+    /// the members (primary).
+    fn checkpoint(self: *Datapath, c: *Conn, now: u64) void {
+        const check = &c.check;
+        const cp = Checkpoint{ .offset = check.next, .digest = check.crc.final() };
+        const broken = check.broken;
+        check.crc = .init();
+        check.broken = false;
+        if (broken) return;
+        // A new primary still checks what the old one sent before it died.
+        const theirs = findCheckpoint(&check.theirs, check.theirs_len, cp.offset);
+        dropCheckpoints(&check.theirs, &check.theirs_len, cp.offset);
+        if (theirs) |digest| {
+            self.compare(c, cp.offset, cp.digest, digest, now);
+            if (check.stale) return;
+        }
+        if (self.emitting()) return self.queueDigest(c, cp);
+        if (theirs == null) _ = pushCheckpoint(&check.own, &check.own_len, cp);
+    }
+
+    /// Replica: one of the primary's digests.
+    fn primaryDigest(self: *Datapath, item: wire.Digest, now: u64) void {
+        const c = self.lookup(item.conn) orelse return;
+        const check = &c.check;
+        if (check.stale) return;
+        const mine = findCheckpoint(&check.own, check.own_len, item.offset);
+        // The primary sends in offset order: older ones of ours will not be matched.
+        dropCheckpoints(&check.own, &check.own_len, item.offset);
+        if (mine) |digest| return self.compare(c, item.offset, digest, item.digest, now);
+        // Passed without a digest of ours (a hole, or our ring was full).
+        if (!seqLt(check.next, item.offset)) return;
+        _ = pushCheckpoint(&check.theirs, &check.theirs_len, .{ .offset = item.offset, .digest = item.digest });
+    }
+
+    fn compare(self: *Datapath, c: *Conn, offset: u32, mine: u32, theirs: u32, now: u64) void {
+        self.counters.digests_compared += 1;
+        if (mine != theirs) self.diverged(c, offset, now);
+    }
+
+    /// This node's copy of the connection differs from the primary's.
+    fn diverged(self: *Datapath, c: *Conn, offset: u32, now: u64) void {
+        const check = &c.check;
+        assert(!check.stale);
+        check.stale = true;
+        check.stale_offset = offset;
+        check.own_len = 0;
+        check.theirs_len = 0;
+        self.counters.divergences += 1;
+        // Nothing of it may reach the client or the NF any more.
+        for ([_]*FrameList{ &c.out, &c.held, &c.pending }) |list| {
+            while (self.listPop(list)) |slot| self.frameFree(slot);
+        }
+        self.resetNf(c);
+        if (self.emitting()) return self.resetClient(c, now);
+        check.stale_notice_ns = now;
+        self.markDirty(c); // flushReports sends the stale notice
+    }
+
+    /// A client frame of a stale connection: never to the NF. A primary
+    /// answers with a RST; a replica repeats its stale notice (it may have
+    /// been lost, and the primary then still waits for this node's reports).
+    fn staleClientFrame(self: *Datapath, c: *Conn, frame: []const u8, p: packet.Packet, now: u64) void {
+        _ = frame;
+        self.counters.stale_frames += 1;
+        if (p.flags & (packet.flag_rst | packet.flag_fin) != 0) self.close(c, now);
+        if (self.emitting()) {
+            // RFC 793: the reset of a segment with an ACK takes its sequence
+            // number from that ACK (already in the old primary's space), which
+            // is exactly what the client's stack accepts (RFC 5961).
+            if (p.flags & packet.flag_rst == 0 and p.flags & packet.flag_ack != 0) self.sendClientReset(c, p.ack);
+            return;
+        }
+        if (now -% c.check.stale_notice_ns >= stale_notice_resend_ns) {
+            c.check.stale_notice_ns = now;
+            self.markDirty(c);
+        }
+    }
+
+    /// Takeover (or a divergence seen as primary): the client's connection
+    /// ends with a RST at the last byte it acknowledged, in the old primary's
+    /// space; a late client segment draws another (staleClientFrame).
+    fn resetClient(self: *Datapath, c: *Conn, now: u64) void {
+        defer self.close(c, now);
+        if (c.closed_ns != 0 or !c.mapped) return;
+        const acked = if (c.ack_max_known) c.ack_max else c.snd_nxt;
+        self.sendClientReset(c, acked +% c.seq_delta);
+        self.counters.stale_resets += 1;
+        c.kick_pending = false;
+    }
+
+    fn sendClientReset(self: *Datapath, c: *Conn, seq: u32) void {
+        var buf: [reset_frame_bytes]u8 = undefined;
+        const frame = buildReset(&buf, .{
+            .destination_mac = c.client_mac,
+            .source_mac = self.config.virtual_mac,
+            .source_ip = std.mem.readInt(u32, &self.config.vip, .big),
+            .destination_ip = @truncate(c.key >> 32),
+            .source_port = @truncate(c.key),
+            .destination_port = @truncate(c.key >> 16),
+            .seq = seq,
+        });
+        self.counters.to_client += 1;
+        self.sink.to_client(self.sink.ctx, frame);
+    }
+
+    /// Ends the NF's copy: a RST at what its stack acknowledged last.
+    fn resetNf(self: *Datapath, c: *Conn) void {
+        if (!c.rcv_known) return;
+        var buf: [reset_frame_bytes]u8 = undefined;
+        self.deliverToNf(buildReset(&buf, .{
+            .destination_mac = self.config.nf_mac,
+            .source_mac = self.config.inner_mac,
+            .source_ip = @truncate(c.key >> 32),
+            .destination_ip = std.mem.readInt(u32, &self.config.vip, .big),
+            .source_port = @truncate(c.key >> 16),
+            .destination_port = @truncate(c.key),
+            .seq = c.rcv_nxt,
+        }));
+    }
+
+    /// Primary: queues a digest for the connection's live members.
+    fn queueDigest(self: *Datapath, c: *Conn, cp: Checkpoint) void {
+        const peers = c.members & self.aliveMask();
+        if (peers == 0) return;
+        if (self.digest_queue_len == digest_queue_max) self.sendDigests();
+        assert(self.digest_queue_len < digest_queue_max);
+        self.digest_queue[self.digest_queue_len] = .{
+            .item = .{ .conn = c.key, .offset = cp.offset, .digest = cp.digest },
+            .peers = peers,
+        };
+        self.digest_queue_len += 1;
+    }
+
+    /// Replica: queues "no longer held here" for the primary.
+    fn queueStaleNotice(self: *Datapath, c: *Conn) void {
+        assert(c.check.stale);
+        if (self.role != .replica) return;
+        if (self.stale_queue_len == stale_queue_max) self.sendStaleNotices();
+        assert(self.stale_queue_len < stale_queue_max);
+        self.stale_queue[self.stale_queue_len] = .{ .conn = c.key, .offset = c.check.stale_offset };
+        self.stale_queue_len += 1;
+    }
+
+    /// Primary: replica `peer` holds the connection no more.
+    fn staleNotice(self: *Datapath, peer: u8, item: wire.Stale, now: u64) void {
+        const c = self.lookup(item.conn) orelse return;
+        const bit = @as(u16, 1) << @intCast(peer);
+        if (c.check.stale_peers & bit == 0) {
+            self.counters.divergences_reported += 1;
+            c.check.stale_peers |= bit;
+            c.check.stale_offset = item.offset;
+        }
+        c.members &= ~bit;
+        self.release(c, now);
+        self.kickIfSynced(c, now);
+    }
+
+    fn flushChecks(self: *Datapath) void {
+        if (self.digest_queue_len > 0) self.sendDigests();
+        if (self.stale_queue_len > 0) self.sendStaleNotices();
+    }
+
+    /// One batch per peer, of the digests that peer is a member for.
+    fn sendDigests(self: *Datapath) void {
+        defer self.digest_queue_len = 0;
+        if (!self.emitting()) return; // fenced or handed over since: stale news
+        var buf: [wire.datagram_bytes_max]u8 = undefined;
+        for (0..self.config.peer_count) |i| {
+            const bit = @as(u16, 1) << @intCast(i);
+            var count: usize = 0;
+            for (self.digest_queue[0..self.digest_queue_len]) |queued| {
+                if (queued.peers & bit == 0) continue;
+                wire.writeDigest(&buf, count, queued.item);
+                count += 1;
+                if (count == wire.digests_max) {
+                    self.sendDigestBatch(@intCast(i), &buf, count);
+                    count = 0;
+                }
+            }
+            if (count > 0) self.sendDigestBatch(@intCast(i), &buf, count);
+        }
+    }
+
+    fn sendDigestBatch(self: *Datapath, peer: u8, buf: []u8, count: usize) void {
+        assert(count > 0 and count <= wire.digests_max);
+        self.writeOwnHeader(buf, .output_digest, @intCast(count));
+        self.counters.digests_sent += count;
+        self.sink.to_peer(self.sink.ctx, peer, buf[0 .. wire.header_bytes + count * wire.digest_bytes]);
+    }
+
+    fn sendStaleNotices(self: *Datapath) void {
+        defer self.stale_queue_len = 0;
+        const primary = self.primaryPeer() orelse return;
+        if (self.role != .replica) return;
+        var buf: [wire.datagram_bytes_max]u8 = undefined;
+        comptime assert(stale_queue_max <= wire.stales_max);
+        for (self.stale_queue[0..self.stale_queue_len], 0..) |item, i| wire.writeStale(&buf, i, item);
+        self.writeOwnHeader(&buf, .conn_stale, @intCast(self.stale_queue_len));
+        self.sink.to_peer(self.sink.ctx, primary, buf[0 .. wire.header_bytes + self.stale_queue_len * wire.stale_bytes]);
+    }
+
+    pub const Diverged = struct {
+        key: wire.Key = 0,
+        /// The checkpoint (output offset) that differed.
+        offset: u32 = 0,
+        /// This node's copy is stale (else a replica reported its own).
+        here: bool = false,
+        /// Node ids (bit = id) of the replicas that reported their copy stale.
+        reported_by: u16 = 0,
+        closed: bool = false,
+    };
+    pub const Divergence = struct { connections: u32 = 0, list: [8]Diverged = @splat(.{}), len: u8 = 0 };
+
+    /// Connections with a diverged copy, here or on a replica, for status
+    /// (a scan, and only once a divergence happened: call it rarely).
+    pub fn divergence(self: *const Datapath) Divergence {
+        var d: Divergence = .{};
+        if (self.counters.divergences == 0 and self.counters.divergences_reported == 0) return d;
+        for (self.conns, 0..) |*c, i| {
+            if (!self.conn_used[i] or (!c.check.stale and c.check.stale_peers == 0)) continue;
+            d.connections += 1;
+            if (d.len == d.list.len) continue;
+            var ids: u16 = 0;
+            for (self.peers[0..self.config.peer_count], 0..) |peer, pi| {
+                if (c.check.stale_peers & (@as(u16, 1) << @intCast(pi)) != 0) ids |= @as(u16, 1) << @intCast(peer.id & 15);
+            }
+            d.list[d.len] = .{ .key = c.key, .offset = c.check.stale_offset, .here = c.check.stale, .reported_by = ids, .closed = c.closed_ns != 0 };
+            d.len += 1;
+        }
+        return d;
     }
 
     // ------------------------------------------------------------ time
@@ -847,7 +1270,10 @@ pub const Datapath = struct {
             self.heartbeat();
         }
         if (self.role == .replica and self.primary_id != 0 and self.shouldPromote()) {
-            self.promote(now, now -% self.primary_last_heard_ns);
+            self.promote(now, now -% self.primary_last_heard_ns, false);
+        }
+        if (self.role == .replica and self.handover_to != 0 and self.epoch == self.handover_epoch and now -% self.handover_sent_ns >= interval) {
+            self.sendHandover(now);
         }
         if (self.emitting()) self.resendConnOpens(now);
         if (now -% self.last_gc_ns >= 100 * std.time.ns_per_ms) {
@@ -902,26 +1328,90 @@ pub const Datapath = struct {
         return true;
     }
 
-    /// Becomes the primary of a new epoch.
-    pub fn promote(self: *Datapath, now: u64, detect_ns: u64) void {
+    /// Becomes the primary of a new epoch. `planned`: the old primary handed
+    /// over and lives on as a replica holding every byte it acknowledged, so
+    /// it stays a member; after a failure it is gone and no longer waited for.
+    pub fn promote(self: *Datapath, now: u64, detect_ns: u64, planned: bool) void {
         const old_primary = self.primary_id;
         self.role = .primary;
         self.epoch = epochNext(self.epoch, self.config.id);
         self.primary_id = self.config.id;
-        self.counters.failovers += 1;
+        if (planned) self.counters.migrations_in += 1 else self.counters.failovers += 1;
         self.takeover_at_ns = now;
         self.takeover_detect_ns = detect_ns;
+        self.takeover_planned = planned;
+        self.takeover_conns = 0;
+        self.takeover_resumed = 0;
+        self.takeover_resumed_ns = now;
         const old_bit = self.peerBit(old_primary);
         self.heartbeat();
         self.last_heartbeat_ns = now;
         self.announce();
         for (self.conns, 0..) |*c, i| {
             if (!self.conn_used[i]) continue;
-            c.members &= ~old_bit;
+            // A diverged copy is never served as if nothing happened.
+            if (c.check.stale) {
+                self.resetClient(c, now);
+                continue;
+            }
+            if (planned and self.aliveMask() & old_bit != 0) c.members |= old_bit else c.members &= ~old_bit;
             c.reported = 0; // members report again to the new primary
             if (!c.primary_known) self.inferPrimarySpace(c, now);
             c.kick_pending = true;
+            self.takeover_conns += 1;
             self.kickIfSynced(c, now);
+        }
+    }
+
+    /// `ha migrate --to`: a primary hands its connections over to replica
+    /// `to` and becomes its replica; a replica asks its primary to. A target
+    /// that is not a live replica of this group is refused (counted).
+    pub fn requestMigrate(self: *Datapath, to: u8, now: u64) void {
+        if (self.emitting()) return self.handOver(to, now);
+        if (self.role != .replica) return;
+        const primary = self.primaryPeer() orelse return;
+        var buf: [wire.header_bytes + wire.target_bytes]u8 = undefined;
+        self.writeOwnHeader(&buf, .migrate_request, 0);
+        wire.writeTarget(&buf, to);
+        self.sink.to_peer(self.sink.ctx, primary, &buf);
+    }
+
+    /// Stops emitting at once and tells `to` to serve. Everything this node's
+    /// stack acknowledged, every live member holds (that is the hold rule),
+    /// so the target may take over like after a failure, but without the
+    /// detection delay and with this node as one more member: its NF keeps
+    /// its state and follows the target as a replica from now on.
+    fn handOver(self: *Datapath, to: u8, now: u64) void {
+        const bit = self.peerBit(to);
+        if (to == self.config.id or bit == 0 or self.aliveMask() & bit == 0 or self.groupMask() & (@as(u16, 1) << @intCast(to)) == 0) {
+            self.counters.migrations_refused += 1;
+            return;
+        }
+        self.role = .replica;
+        self.primary_id = to;
+        self.primary_last_heard_ns = now;
+        self.in_group = true;
+        self.handover_to = to;
+        self.handover_epoch = self.epoch;
+        self.counters.migrations_out += 1;
+        for (self.conns, 0..) |*c, i| {
+            if (!self.conn_used[i]) continue;
+            // No longer acknowledging to the client: what was held for the
+            // members may reach our NF now, as on any replica.
+            while (self.takeFront(&c.held)) |frame| self.deliverToNf(frame);
+            c.kick_pending = false;
+        }
+        self.sendHandover(now);
+    }
+
+    fn sendHandover(self: *Datapath, now: u64) void {
+        var buf: [wire.header_bytes + wire.target_bytes]u8 = undefined;
+        self.writeOwnHeader(&buf, .handover, 0);
+        wire.writeTarget(&buf, self.handover_to);
+        self.handover_sent_ns = now;
+        for (0..self.config.peer_count) |i| {
+            self.counters.handovers_sent += 1;
+            self.sink.to_peer(self.sink.ctx, @intCast(i), &buf);
         }
     }
 
@@ -948,6 +1438,8 @@ pub const Datapath = struct {
         c.kick_pending = false;
         self.kick(c);
         self.replayOutput(c, now);
+        self.takeover_resumed += 1;
+        self.takeover_resumed_ns = now;
     }
 
     /// Makes the NF acknowledge now: an old byte draws an immediate ACK, which
@@ -1130,6 +1622,74 @@ pub const Datapath = struct {
         self.frame_free_len += 1;
     }
 };
+
+fn findCheckpoint(ring: *const [checkpoints_per_conn_max]Checkpoint, len: u8, offset: u32) ?u32 {
+    for (ring[0..len]) |cp| {
+        if (cp.offset == offset) return cp.digest;
+    }
+    return null;
+}
+
+/// Drops the checkpoints up to `offset`, included: the other side checkpoints
+/// in offset order, so none of them can be matched any more.
+fn dropCheckpoints(ring: *[checkpoints_per_conn_max]Checkpoint, len: *u8, offset: u32) void {
+    var kept: u8 = 0;
+    for (ring[0..len.*]) |cp| {
+        if (!seqLt(offset, cp.offset)) continue;
+        ring[kept] = cp;
+        kept += 1;
+    }
+    len.* = kept;
+}
+
+/// Appends unless full: the oldest are the ones the other side reaches
+/// first, so a lagging side still gets every other comparison or so.
+fn pushCheckpoint(ring: *[checkpoints_per_conn_max]Checkpoint, len: *u8, cp: Checkpoint) bool {
+    if (len.* == checkpoints_per_conn_max) return false;
+    assert(len.* == 0 or seqLt(ring[len.* - 1].offset, cp.offset));
+    ring[len.*] = cp;
+    len.* += 1;
+    return true;
+}
+
+const reset_frame_bytes = packet.ethernet_header_len + 20 + 20;
+const Reset = struct {
+    destination_mac: Mac,
+    source_mac: Mac,
+    source_ip: u32,
+    destination_ip: u32,
+    source_port: u16,
+    destination_port: u16,
+    seq: u32,
+};
+
+/// A bare RST, no options: RFC 7323 lets a RST go without a timestamp (so
+/// no PAWS check), and Linux accepts one whose seq is exactly its rcv_nxt.
+fn buildReset(out: *[reset_frame_bytes]u8, r: Reset) []u8 {
+    @memset(out, 0);
+    @memcpy(out[0..6], &r.destination_mac);
+    @memcpy(out[6..12], &r.source_mac);
+    std.mem.writeInt(u16, out[12..14], packet.ethertype_ipv4, .big);
+    const ip = out[packet.ethernet_header_len..][0..20];
+    ip[0] = 0x45;
+    std.mem.writeInt(u16, ip[2..4], 40, .big);
+    std.mem.writeInt(u16, ip[6..8], 0x4000, .big); // don't fragment
+    ip[8] = 64;
+    ip[9] = packet.ip_protocol_tcp;
+    std.mem.writeInt(u32, ip[12..16], r.source_ip, .big);
+    std.mem.writeInt(u32, ip[16..20], r.destination_ip, .big);
+    std.mem.writeInt(u16, ip[10..12], ~packet.fold(packet.sumWords(0, ip)), .big);
+    const tcp = out[packet.ethernet_header_len + 20 ..][0..20];
+    std.mem.writeInt(u16, tcp[0..2], r.source_port, .big);
+    std.mem.writeInt(u16, tcp[2..4], r.destination_port, .big);
+    std.mem.writeInt(u32, tcp[4..8], r.seq, .big);
+    tcp[12] = 5 << 4;
+    tcp[13] = packet.flag_rst;
+    const p = packet.parse(out) catch unreachable;
+    assert(p.flags == packet.flag_rst and p.payload_len == 0);
+    packet.tcpChecksumRecompute(out, p);
+    return out;
+}
 
 /// `counter * 16 + id`: two candidates never share an epoch.
 pub fn epochNext(epoch: u32, id: u8) u32 {
@@ -1593,7 +2153,7 @@ test "sync before serve: a new primary emits nothing until every live member rep
     wire.writeConnOpen(&open_msg, 0, .{ .conn = wire.key(0x0a4e0001, 39714, 7000), .isn = orig.seq, .tsval = 0, .has_ts = true });
     dp.controlDatagram(0, &open_msg, 4);
     dp.outerFrame(copyFrame(&buf, &fixtures.data), 5);
-    dp.promote(6, 0);
+    dp.promote(6, 0, false);
     try testing.expectEqual(Role.primary, dp.role);
     try testing.expectEqual(@as(u64, 0), dp.counters.kicks); // node 3 has not reported
     rec.clear();
@@ -1642,7 +2202,7 @@ test "a replica replays its NF's unacknowledged output at takeover" {
     pair.replica.innerFrame(out, 70);
     try testing.expectEqual(@as(usize, 0), pair.r_rec.to_client.items.len);
     pair.r_rec.clear();
-    pair.replica.promote(80, 0);
+    pair.replica.promote(80, 0, false);
     try testing.expectEqual(@as(u64, 1), pair.replica.counters.replayed);
     // GARP, then the replayed segment in the old primary's space.
     const sent = pair.r_rec.to_client.items[pair.r_rec.to_client.items.len - 1];
@@ -1660,7 +2220,6 @@ test "a replica the primary dropped from its group never takes over" {
     // the next one lists it.
     pair.primary.tick(2 * std.time.ns_per_ms);
     pair.deliverPeers(2 * std.time.ns_per_ms);
-    std.debug.print("mask={d} in_group={} epochs {d} {d}\n", .{ pair.primary.groupMask(), pair.replica.in_group, pair.primary.epoch, pair.replica.epoch });
     try testing.expect(pair.replica.in_group);
     // The primary stops hearing the replica and drops it; its heartbeat says so.
     const interval = @as(u64, pair.primary.config.heartbeat_us) * std.time.ns_per_us;
@@ -1673,4 +2232,326 @@ test "a replica the primary dropped from its group never takes over" {
     const until = now + interval * (pair.replica.config.miss_threshold + 5);
     while (now < until) : (now += interval) pair.replica.tick(now);
     try testing.expectEqual(Role.replica, pair.replica.role);
+}
+
+test "migration: the primary hands over, the target serves at once and keeps it as a member" {
+    var pair: Pair = .{};
+    try pair.init();
+    defer pair.deinit();
+    pair.primary.tick(2 * std.time.ns_per_ms); // a heartbeat that lists the replica
+    pair.deliverPeers(2 * std.time.ns_per_ms);
+    try pair.handshake(0x777, 9);
+    pair.p_rec.clear();
+    pair.r_rec.clear();
+    // Client data the replica's stack has not acknowledged yet: held on the primary.
+    pair.client(&fixtures.data, 60);
+    try testing.expectEqual(@as(usize, 0), pair.p_rec.to_nf.items.len);
+    const old_epoch = pair.primary.epoch;
+    // Not a member of this group: refused, nothing changes.
+    pair.primary.requestMigrate(9, 61);
+    try testing.expectEqual(@as(u64, 1), pair.primary.counters.migrations_refused);
+    try testing.expectEqual(Role.primary, pair.primary.role);
+    pair.primary.requestMigrate(2, 62);
+    try testing.expectEqual(Role.replica, pair.primary.role);
+    try testing.expectEqual(@as(u64, 1), pair.primary.counters.migrations_out);
+    // The held segment reaches the old primary's NF now (it acknowledges to no one).
+    try testing.expectEqual(@as(usize, 1), pair.p_rec.to_nf.items.len);
+    try testing.expectEqual(@as(usize, 1), pair.p_rec.count(.handover));
+    // Its NF's output no longer reaches the client.
+    var buf: [frame_bytes_max]u8 = undefined;
+    pair.primary.innerFrame(buildServerData(&buf, 50), 63);
+    try testing.expectEqual(@as(usize, 0), pair.p_rec.to_client.items.len);
+    // The target promotes on the handover, with no detection delay.
+    pair.deliverPeers(64);
+    try testing.expectEqual(Role.primary, pair.replica.role);
+    try testing.expect(pair.replica.epoch > old_epoch);
+    try testing.expectEqual(@as(u64, 1), pair.replica.counters.migrations_in);
+    try testing.expectEqual(@as(u64, 0), pair.replica.counters.failovers);
+    try testing.expect(pair.replica.takeover_planned);
+    // A heartbeat the old primary's thread sent just before the handover,
+    // arriving late, does not make it primary again (nor drop it from the group).
+    var stale: [wire.heartbeat_bytes]u8 = undefined;
+    wire.writeHeader(&stale, .{ .kind = .heartbeat, .sender = 1, .role = .primary, .primary = 1, .count = 0, .epoch = old_epoch });
+    wire.writeGroup(&stale, 1 << 2);
+    pair.replica.controlDatagram(0, &stale, 64);
+    try testing.expectEqual(Role.replica, pair.replica.peers[0].role);
+    try testing.expect(pair.replica.groupMask() & (1 << 1) != 0);
+    // It waits for the old primary's report (a member now) before resuming.
+    try testing.expectEqual(@as(u32, 1), pair.replica.takeover_conns);
+    try testing.expectEqual(@as(u32, 0), pair.replica.takeover_resumed);
+    pair.deliverPeers(65); // the new primary's heartbeat reaches the old one
+    try testing.expectEqual(Role.replica, pair.primary.role); // not fenced: it handed over
+    try testing.expectEqual(pair.replica.epoch, pair.primary.epoch);
+    pair.primary.flushReports();
+    pair.deliverPeers(66);
+    try testing.expectEqual(@as(u32, 1), pair.replica.takeover_resumed);
+    try testing.expectEqual(@as(u64, 1), pair.replica.counters.kicks);
+    // Ticks resend nothing once the target is primary of the newer epoch.
+    const sent = pair.primary.counters.handovers_sent;
+    pair.primary.tick(10 * std.time.ns_per_ms);
+    try testing.expectEqual(sent, pair.primary.counters.handovers_sent);
+}
+
+test "migration: a lost handover is resent until the target serves" {
+    var pair: Pair = .{};
+    try pair.init();
+    defer pair.deinit();
+    pair.primary.tick(2 * std.time.ns_per_ms);
+    pair.deliverPeers(2 * std.time.ns_per_ms);
+    pair.primary.requestMigrate(2, 3 * std.time.ns_per_ms);
+    // The datagram is lost.
+    for (pair.p_rec.to_peer.items) |d| testing.allocator.free(d);
+    pair.p_rec.to_peer.clearRetainingCapacity();
+    try testing.expectEqual(Role.replica, pair.replica.role);
+    pair.primary.tick(5 * std.time.ns_per_ms);
+    try testing.expectEqual(@as(usize, 1), pair.p_rec.count(.handover));
+    pair.deliverPeers(5 * std.time.ns_per_ms);
+    try testing.expectEqual(Role.primary, pair.replica.role);
+}
+
+// ---------------------------------------------------------------- divergence tests
+
+/// Byte `offset` of the test NF's output stream.
+fn patternByte(offset: u32) u8 {
+    return @truncate(offset *% 131 +% (offset >> 9));
+}
+
+/// A segment of the NF's output: stream bytes [offset, offset + len) of the
+/// pattern, `corrupt_at` (a stream offset) flipped, bytes before `garbage_to`
+/// overwritten with garbage; in a space shifted by `shift`/`ts_shift`.
+const SegmentOptions = struct { shift: u32 = 0, ts_shift: u32 = 0, corrupt_at: ?u32 = null, garbage_to: u32 = 0 };
+
+fn outputSegment(buf: []u8, offset: u32, len: u16, o: SegmentOptions) []u8 {
+    const frame = buildServerData(buf, len);
+    const p = packet.parse(frame) catch unreachable;
+    const payload = frame[p.tcp_offset + p.tcp_header_len ..][0..len];
+    for (payload, 0..) |*b, i| {
+        const at = offset + @as(u32, @intCast(i));
+        b.* = if (at < o.garbage_to) 0xee else patternByte(at);
+        if (o.corrupt_at == at) b.* ^= 0x01;
+    }
+    std.mem.writeInt(u32, frame[p.tcp_offset + 4 ..][0..4], p.seq +% offset, .big);
+    packet.tcpChecksumRecompute(frame, p);
+    packet.translate(frame, p, .{ .seq_delta = o.shift, .tsval_delta = o.ts_shift });
+    return frame;
+}
+
+/// The NF on `dp` writes stream bytes [from, to) in `segment`-byte segments,
+/// skipping the segment that starts at `lose` (a frame the agent missed).
+fn nfWrites(dp: *Datapath, from: u32, to: u32, segment: u16, o: SegmentOptions, lose: ?u32, now: u64) void {
+    var buf: [frame_bytes_max]u8 = undefined;
+    var at = from;
+    while (at < to) : (at += segment) {
+        if (lose == at) continue;
+        const len: u16 = @intCast(@min(segment, to - at));
+        dp.innerFrame(outputSegment(&buf, at, len, o), now);
+    }
+}
+
+const dv_shift: u32 = 0x0bad_0000;
+const dv_ts_shift: u32 = 777;
+
+/// A pair with an open connection and the client's first data segment.
+fn divergencePair(pair: *Pair) !void {
+    try pair.init();
+    try pair.handshake(dv_shift, dv_ts_shift);
+    pair.client(&fixtures.data, 60);
+    pair.replica.flushReports();
+    pair.deliverPeers(61);
+}
+
+test "divergence: the same output on both nodes compares equal" {
+    var pair: Pair = .{};
+    try divergencePair(&pair);
+    defer pair.deinit();
+    const end = 2 * output_checkpoint_bytes + 1000;
+    nfWrites(pair.primary, 0, end, 1400, .{}, null, 70);
+    nfWrites(pair.replica, 0, end, 1400, .{ .shift = dv_shift, .ts_shift = dv_ts_shift }, null, 70);
+    pair.primary.flushReports();
+    try testing.expectEqual(@as(u64, 2), pair.primary.counters.digests_sent);
+    pair.deliverPeers(80);
+    try testing.expectEqual(@as(u64, 2), pair.replica.counters.digests_received);
+    try testing.expectEqual(@as(u64, 2), pair.replica.counters.digests_compared);
+    try testing.expectEqual(@as(u64, 0), pair.replica.counters.divergences);
+    try testing.expectEqual(@as(u32, 0), pair.replica.divergence().connections);
+}
+
+test "divergence: a different byte marks the replica's copy stale and frees the primary" {
+    var pair: Pair = .{};
+    try divergencePair(&pair);
+    defer pair.deinit();
+    const end = output_checkpoint_bytes + 1000;
+    nfWrites(pair.primary, 0, end, 1400, .{}, null, 70);
+    // The primary's digest arrives first: the replica compares when it gets there.
+    pair.primary.flushReports();
+    pair.deliverPeers(71);
+    pair.r_rec.clear();
+    nfWrites(pair.replica, 0, end, 1400, .{ .shift = dv_shift, .ts_shift = dv_ts_shift, .corrupt_at = 40_000 }, null, 72);
+    try testing.expectEqual(@as(u64, 1), pair.replica.counters.digests_compared);
+    try testing.expectEqual(@as(u64, 1), pair.replica.counters.divergences);
+    const d = pair.replica.divergence();
+    try testing.expectEqual(@as(u32, 1), d.connections);
+    try testing.expect(d.list[0].here);
+    try testing.expectEqual(output_checkpoint_bytes, d.list[0].offset);
+    // Its NF's copy is reset at once: a RST at what its stack acknowledged.
+    try testing.expectEqual(@as(usize, 1), pair.r_rec.to_nf.items.len);
+    const rst_frame = pair.r_rec.to_nf.items[0];
+    const rst = try packet.parse(rst_frame);
+    try testing.expectEqual(packet.flag_rst, rst.flags);
+    // (the output segments here acknowledge the client's SYN only).
+    try testing.expectEqual((try packet.parse(&fixtures.data)).seq, rst.seq);
+    try testing.expect(packet.checksumsValid(rst_frame, rst));
+    try testing.expectEqualSlices(u8, &pair.replica.config.nf_mac, rst_frame[0..6]);
+    // Nothing of that connection is cached for a takeover any more.
+    try testing.expectEqual(@as(usize, 0), pair.r_rec.to_client.items.len);
+    // The primary is told, and stops holding the client's bytes for it.
+    pair.replica.flushReports();
+    try testing.expectEqual(@as(usize, 1), pair.r_rec.count(.conn_stale));
+    pair.deliverPeers(73);
+    try testing.expectEqual(@as(u64, 1), pair.primary.counters.divergences_reported);
+    const pd = pair.primary.divergence();
+    try testing.expect(!pd.list[0].here);
+    try testing.expectEqual(@as(u16, 1) << 2, pd.list[0].reported_by);
+    pair.p_rec.clear();
+    pair.r_rec.clear();
+    var buf: [frame_bytes_max]u8 = undefined;
+    const more = copyFrame(&buf, &fixtures.data);
+    const q = try packet.parse(more);
+    packet.translate(more, q, .{ .seq_delta = 13 }); // the client's next 13 bytes
+    pair.client(more, 74);
+    try testing.expectEqual(@as(usize, 1), pair.p_rec.to_nf.items.len); // not held
+    try testing.expectEqual(@as(usize, 0), pair.r_rec.to_nf.items.len); // never to a stale copy
+    try testing.expectEqual(@as(u64, 1), pair.replica.counters.stale_frames);
+    // The replica repeats its notice while client frames come (it may be lost), rate-limited.
+    pair.replica.flushReports();
+    try testing.expectEqual(@as(usize, 0), pair.r_rec.count(.conn_stale));
+    pair.client(more, 74 + stale_notice_resend_ns);
+    pair.replica.flushReports();
+    try testing.expectEqual(@as(usize, 1), pair.r_rec.count(.conn_stale));
+    pair.deliverPeers(75 + stale_notice_resend_ns);
+    try testing.expectEqual(@as(u64, 1), pair.primary.counters.divergences_reported); // once per replica
+}
+
+test "divergence: retransmitted and overlapping segments hash only their new bytes" {
+    var pair: Pair = .{};
+    try divergencePair(&pair);
+    defer pair.deinit();
+    const end = output_checkpoint_bytes + 500;
+    nfWrites(pair.primary, 0, end, 1400, .{}, null, 70);
+    // The replica's NF cuts its stream differently, resends old bytes, and
+    // sends segments that straddle the hashed end. Bytes already hashed are
+    // garbage in the resent copies: hashing any of them would change the digest.
+    const o: SegmentOptions = .{ .shift = dv_shift, .ts_shift = dv_ts_shift };
+    var buf: [frame_bytes_max]u8 = undefined;
+    var at: u32 = 0;
+    while (at < end) {
+        const len: u16 = @intCast(@min(1000, end - at));
+        pair.replica.innerFrame(outputSegment(&buf, at, len, o), 70);
+        at += len;
+        if (at >= 2000 and at < end) {
+            var resent = o;
+            resent.garbage_to = at;
+            // A plain retransmission, then a straddling one.
+            pair.replica.innerFrame(outputSegment(&buf, at - 2000, 1500, resent), 70);
+            const straddle: u16 = @intCast(@min(700, end - (at - 300)));
+            pair.replica.innerFrame(outputSegment(&buf, at - 300, straddle, resent), 70);
+            at = at - 300 + straddle;
+        }
+    }
+    pair.primary.flushReports();
+    pair.deliverPeers(80);
+    try testing.expectEqual(@as(u64, 1), pair.replica.counters.digests_compared);
+    try testing.expectEqual(@as(u64, 0), pair.replica.counters.divergences);
+    try testing.expectEqual(@as(u64, 0), pair.replica.counters.digest_gaps);
+}
+
+test "divergence: a frame the agent missed costs one window's comparison, not the rest" {
+    var pair: Pair = .{};
+    try divergencePair(&pair);
+    defer pair.deinit();
+    const end = 3 * output_checkpoint_bytes;
+    nfWrites(pair.primary, 0, end, 1024, .{}, null, 70);
+    nfWrites(pair.replica, 0, end, 1024, .{ .shift = dv_shift, .ts_shift = dv_ts_shift }, 10 * 1024, 70);
+    pair.primary.flushReports();
+    pair.deliverPeers(80);
+    try testing.expectEqual(@as(u64, 1), pair.replica.counters.digest_gaps);
+    try testing.expectEqual(@as(u64, 3), pair.replica.counters.digests_received);
+    try testing.expectEqual(@as(u64, 2), pair.replica.counters.digests_compared);
+    try testing.expectEqual(@as(u64, 0), pair.replica.counters.divergences);
+}
+
+test "divergence: a stale connection is reset towards the client at takeover, never served" {
+    var pair: Pair = .{};
+    try divergencePair(&pair);
+    defer pair.deinit();
+    const end = output_checkpoint_bytes;
+    nfWrites(pair.primary, 0, end, 1400, .{}, null, 70);
+    nfWrites(pair.replica, 0, end, 1400, .{ .shift = dv_shift, .ts_shift = dv_ts_shift, .corrupt_at = 5 }, null, 70);
+    pair.primary.flushReports();
+    pair.deliverPeers(80);
+    try testing.expectEqual(@as(u64, 1), pair.replica.counters.divergences);
+    pair.r_rec.clear();
+    pair.replica.promote(90, 0, false);
+    try testing.expectEqual(Role.primary, pair.replica.role);
+    try testing.expectEqual(@as(u64, 1), pair.replica.counters.stale_resets);
+    try testing.expectEqual(@as(u64, 0), pair.replica.counters.kicks);
+    try testing.expectEqual(@as(u64, 0), pair.replica.counters.replayed);
+    // GARP, then a RST at the last byte the client acknowledged, in the old primary's space.
+    try testing.expectEqual(@as(usize, 2), pair.r_rec.to_client.items.len);
+    const out = pair.r_rec.to_client.items[1];
+    const r = try packet.parse(out);
+    const data = try packet.parse(&fixtures.data);
+    try testing.expectEqual(packet.flag_rst, r.flags);
+    try testing.expectEqual(data.ack, r.seq);
+    try testing.expectEqual(data.destination_ip, r.source_ip);
+    try testing.expectEqual(data.source_ip, r.destination_ip);
+    try testing.expectEqual(data.source_port, r.destination_port);
+    try testing.expectEqual(data.destination_port, r.source_port);
+    try testing.expect(packet.checksumsValid(out, r));
+    try testing.expectEqualSlices(u8, fixtures.data[6..12], out[0..6]);
+    try testing.expectEqualSlices(u8, &pair.replica.config.virtual_mac, out[6..12]);
+    // A late client segment draws another RST, at its own ack; its NF gets nothing.
+    var buf: [frame_bytes_max]u8 = undefined;
+    const late = copyFrame(&buf, &fixtures.data);
+    packet.translate(late, data, .{ .ack_delta = 1000 });
+    pair.r_rec.clear();
+    pair.replica.outerFrame(late, 95);
+    try testing.expectEqual(@as(usize, 0), pair.r_rec.to_nf.items.len);
+    try testing.expectEqual(@as(usize, 1), pair.r_rec.to_client.items.len);
+    const again = try packet.parse(pair.r_rec.to_client.items[0]);
+    try testing.expectEqual(packet.flag_rst, again.flags);
+    try testing.expectEqual(data.ack +% 1000, again.seq);
+    // Its NF's late output goes nowhere either.
+    nfWrites(pair.replica, end, end + 1400, 1400, .{ .shift = dv_shift, .ts_shift = dv_ts_shift }, null, 96);
+    try testing.expectEqual(@as(usize, 1), pair.r_rec.to_client.items.len);
+}
+
+test "divergence: a new primary still checks the old primary's last digests" {
+    var pair: Pair = .{};
+    try divergencePair(&pair);
+    defer pair.deinit();
+    const end = output_checkpoint_bytes;
+    nfWrites(pair.primary, 0, end, 1400, .{}, null, 70);
+    pair.primary.flushReports();
+    pair.deliverPeers(71); // the replica has not reached that window yet
+    pair.replica.promote(72, 0, false);
+    try testing.expectEqual(@as(u64, 0), pair.replica.counters.stale_resets);
+    pair.r_rec.clear();
+    // Its NF then writes that window differently: reset, not served on.
+    nfWrites(pair.replica, 0, end, 1400, .{ .shift = dv_shift, .ts_shift = dv_ts_shift, .corrupt_at = end - 1 }, null, 73);
+    try testing.expectEqual(@as(u64, 1), pair.replica.counters.divergences);
+    try testing.expectEqual(@as(u64, 1), pair.replica.counters.stale_resets);
+    const last = try packet.parse(pair.r_rec.to_client.items[pair.r_rec.to_client.items.len - 1]);
+    try testing.expectEqual(packet.flag_rst, last.flags);
+}
+
+test "divergence: CRC-32C streams: pieces hash as the whole" {
+    var bytes: [5000]u8 = undefined;
+    for (&bytes, 0..) |*b, i| b.* = patternByte(@intCast(i));
+    var crc: OutputCrc = .init();
+    crc.update(bytes[0..1]);
+    crc.update(bytes[1..1449]);
+    crc.update(bytes[1449..]);
+    try testing.expectEqual(OutputCrc.hash(&bytes), crc.final());
+    try testing.expect(OutputCrc.hash(bytes[0..4999]) != crc.final());
 }

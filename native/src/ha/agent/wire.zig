@@ -11,7 +11,7 @@ pub const version: u8 = 1;
 /// Largest datagram we send: stays below any lab or LAN MTU.
 pub const datagram_bytes_max = 1400;
 
-pub const Kind = enum(u8) { heartbeat = 1, conn_open = 2, rcv_report = 3, fail_request = 4, _ };
+pub const Kind = enum(u8) { heartbeat = 1, conn_open = 2, rcv_report = 3, fail_request = 4, handover = 5, migrate_request = 6, output_digest = 7, conn_stale = 8, _ };
 pub const Role = enum(u8) { replica = 0, primary = 1, failed = 2, fenced = 3, _ };
 
 pub const Header = struct {
@@ -50,11 +50,37 @@ pub fn readGroup(datagram: []const u8) u16 {
     return std.mem.readInt(u16, datagram[header_bytes..][0..2], .big);
 }
 
+/// A planned migration names its target node: `handover` (old primary ->
+/// everyone: "I stopped emitting, node T serves from now on") and
+/// `migrate_request` (a replica asks the primary to hand over to T).
+pub const target_bytes = 1;
+
+pub fn writeTarget(out: []u8, target: u8) void {
+    out[header_bytes] = target;
+}
+
+pub fn readTarget(datagram: []const u8) u8 {
+    return datagram[header_bytes];
+}
+
 /// Replica -> primary: how far its NF's stack acknowledged the client's bytes.
 pub const Report = struct { conn: Key, rcv_nxt: u32 };
 pub const report_bytes = 12;
 pub const reports_max = (datagram_bytes_max - header_bytes) / report_bytes;
 pub const conn_opens_max = (datagram_bytes_max - header_bytes) / conn_open_bytes;
+
+/// Primary -> replicas: the CRC-32C of its NF's output bytes in the window
+/// that ends at `offset` (bytes counted from the NF's first data byte, so the
+/// same on every node). See datapath.zig, "Divergence".
+pub const Digest = struct { conn: Key, offset: u32, digest: u32 };
+pub const digest_bytes = 16;
+pub const digests_max = (datagram_bytes_max - header_bytes) / digest_bytes;
+
+/// Replica -> primary: "my NF's output for this connection differed from
+/// yours at the checkpoint `offset`; I no longer hold it, do not wait for me".
+pub const Stale = struct { conn: Key, offset: u32 };
+pub const stale_bytes = 12;
+pub const stales_max = (datagram_bytes_max - header_bytes) / stale_bytes;
 
 pub fn writeHeader(out: []u8, header: Header) void {
     assert(out.len >= header_bytes);
@@ -84,8 +110,11 @@ pub fn readHeader(datagram: []const u8) DecodeError!Header {
     const body: usize = switch (header.kind) {
         .heartbeat => group_bytes,
         .fail_request => 0,
+        .handover, .migrate_request => target_bytes,
         .conn_open => @as(usize, header.count) * conn_open_bytes,
         .rcv_report => @as(usize, header.count) * report_bytes,
+        .output_digest => @as(usize, header.count) * digest_bytes,
+        .conn_stale => @as(usize, header.count) * stale_bytes,
         _ => return error.UnknownKind,
     };
     if (datagram.len < header_bytes + body) return error.TooShort;
@@ -123,6 +152,55 @@ pub fn readReport(datagram: []const u8, index: usize) Report {
     return .{ .conn = std.mem.readInt(u64, slot[0..8], .big), .rcv_nxt = std.mem.readInt(u32, slot[8..12], .big) };
 }
 
+pub fn writeDigest(out: []u8, index: usize, item: Digest) void {
+    const slot = out[header_bytes + index * digest_bytes ..][0..digest_bytes];
+    std.mem.writeInt(u64, slot[0..8], item.conn, .big);
+    std.mem.writeInt(u32, slot[8..12], item.offset, .big);
+    std.mem.writeInt(u32, slot[12..16], item.digest, .big);
+}
+
+pub fn readDigest(datagram: []const u8, index: usize) Digest {
+    const slot = datagram[header_bytes + index * digest_bytes ..][0..digest_bytes];
+    return .{
+        .conn = std.mem.readInt(u64, slot[0..8], .big),
+        .offset = std.mem.readInt(u32, slot[8..12], .big),
+        .digest = std.mem.readInt(u32, slot[12..16], .big),
+    };
+}
+
+pub fn writeStale(out: []u8, index: usize, item: Stale) void {
+    const slot = out[header_bytes + index * stale_bytes ..][0..stale_bytes];
+    std.mem.writeInt(u64, slot[0..8], item.conn, .big);
+    std.mem.writeInt(u32, slot[8..12], item.offset, .big);
+}
+
+pub fn readStale(datagram: []const u8, index: usize) Stale {
+    const slot = datagram[header_bytes + index * stale_bytes ..][0..stale_bytes];
+    return .{ .conn = std.mem.readInt(u64, slot[0..8], .big), .offset = std.mem.readInt(u32, slot[8..12], .big) };
+}
+
+test "output digests and stale notices round-trip and are length-checked" {
+    var buf: [datagram_bytes_max]u8 = undefined;
+    const k = key(0x0a4e0001, 39714, 7000);
+    writeHeader(&buf, .{ .kind = .output_digest, .sender = 1, .role = .primary, .primary = 1, .count = 2, .epoch = 17 });
+    writeDigest(&buf, 0, .{ .conn = k, .offset = 65536, .digest = 0xdeadbeef });
+    writeDigest(&buf, 1, .{ .conn = k + 1, .offset = 0, .digest = 7 });
+    const header = try readHeader(buf[0 .. header_bytes + 2 * digest_bytes]);
+    try std.testing.expectEqual(Kind.output_digest, header.kind);
+    try std.testing.expectEqual(@as(u32, 0xdeadbeef), readDigest(&buf, 0).digest);
+    try std.testing.expectEqual(@as(u32, 65536), readDigest(&buf, 0).offset);
+    try std.testing.expectEqual(k + 1, readDigest(&buf, 1).conn);
+    try std.testing.expectError(error.TooShort, readHeader(buf[0 .. header_bytes + digest_bytes]));
+    writeHeader(&buf, .{ .kind = .conn_stale, .sender = 2, .role = .replica, .primary = 1, .count = 1, .epoch = 17 });
+    writeStale(&buf, 0, .{ .conn = k, .offset = 131072 });
+    try std.testing.expectEqual(Kind.conn_stale, (try readHeader(buf[0 .. header_bytes + stale_bytes])).kind);
+    try std.testing.expectEqual(Stale{ .conn = k, .offset = 131072 }, readStale(&buf, 0));
+    try std.testing.expectError(error.TooShort, readHeader(buf[0 .. header_bytes + stale_bytes - 1]));
+    // A full batch fits a datagram, and the count fits the header's byte.
+    try std.testing.expect(header_bytes + digests_max * digest_bytes <= datagram_bytes_max);
+    try std.testing.expect(digests_max <= 255 and stales_max <= 255);
+}
+
 test "messages round-trip; short, foreign and unknown datagrams are refused" {
     var buf: [datagram_bytes_max]u8 = undefined;
     writeHeader(&buf, .{ .kind = .rcv_report, .sender = 2, .role = .replica, .primary = 1, .count = 2, .epoch = 33 });
@@ -145,4 +223,9 @@ test "messages round-trip; short, foreign and unknown datagrams are refused" {
     writeHeader(&buf, .{ .kind = @fromBackingInt(99), .sender = 1, .role = .primary, .primary = 1, .count = 0, .epoch = 1 });
     try std.testing.expectError(error.UnknownKind, readHeader(&buf));
     try std.testing.expect(reports_max >= 100);
+    writeHeader(&buf, .{ .kind = .handover, .sender = 1, .role = .replica, .primary = 3, .count = 0, .epoch = 17 });
+    writeTarget(&buf, 3);
+    try std.testing.expectEqual(Kind.handover, (try readHeader(buf[0 .. header_bytes + target_bytes])).kind);
+    try std.testing.expectEqual(@as(u8, 3), readTarget(&buf));
+    try std.testing.expectError(error.TooShort, readHeader(buf[0..header_bytes]));
 }
