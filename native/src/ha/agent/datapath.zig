@@ -256,6 +256,12 @@ const OutputCheck = struct {
     stale_peers: u16 = 0,
 };
 
+comptime {
+    // Per connection, and conns_max of them: keep it small.
+    assert(@sizeOf(OutputCheck) <= 128);
+    assert(@as(u64, 1 << 32) % output_checkpoint_bytes == 0);
+}
+
 /// How many times the takeover silence a primary waits before it drops a replica.
 pub const replica_drop_factor = 4;
 
@@ -1075,6 +1081,13 @@ pub const Datapath = struct {
         _ = frame;
         self.counters.stale_frames += 1;
         if (p.flags & (packet.flag_rst | packet.flag_fin) != 0) self.close(c, now);
+        if (p.flags & packet.flag_ack != 0 and c.mapped) {
+            // Still followed: a takeover's RST must land at the client's
+            // rcv_nxt, where the primary's output got to since.
+            const ack = p.ack -% c.seq_delta;
+            if (!c.ack_max_known or seqLt(c.ack_max, ack)) c.ack_max = ack;
+            c.ack_max_known = true;
+        }
         if (self.emitting()) {
             // RFC 793: the reset of a segment with an ACK takes its sequence
             // number from that ACK (already in the old primary's space), which
@@ -1400,8 +1413,13 @@ pub const Datapath = struct {
             // members may reach our NF now, as on any replica.
             while (self.takeFront(&c.held)) |frame| self.deliverToNf(frame);
             c.kick_pending = false;
+            // Reports follow the handover at once, on the same socket: the
+            // target needs ours before it serves, and waiting for its first
+            // heartbeat (or for this loop iteration to end) costs a round trip.
+            self.markDirty(c);
         }
         self.sendHandover(now);
+        self.flushReports();
     }
 
     fn sendHandover(self: *Datapath, now: u64) void {
@@ -1643,10 +1661,13 @@ fn dropCheckpoints(ring: *[checkpoints_per_conn_max]Checkpoint, len: *u8, offset
 }
 
 /// Appends unless full: the oldest are the ones the other side reaches
-/// first, so a lagging side still gets every other comparison or so.
+/// first, so a lagging side still gets every other comparison or so. Keeps
+/// offset order: a digest older than the last one kept (a reordered
+/// datagram, a new primary that lags the old one) is refused, not asserted —
+/// it comes from the network.
 fn pushCheckpoint(ring: *[checkpoints_per_conn_max]Checkpoint, len: *u8, cp: Checkpoint) bool {
     if (len.* == checkpoints_per_conn_max) return false;
-    assert(len.* == 0 or seqLt(ring[len.* - 1].offset, cp.offset));
+    if (len.* > 0 and !seqLt(ring[len.* - 1].offset, cp.offset)) return false;
     ring[len.*] = cp;
     len.* += 1;
     return true;
@@ -2261,8 +2282,10 @@ test "migration: the primary hands over, the target serves at once and keeps it 
     var buf: [frame_bytes_max]u8 = undefined;
     pair.primary.innerFrame(buildServerData(&buf, 50), 63);
     try testing.expectEqual(@as(usize, 0), pair.p_rec.to_client.items.len);
-    // The target promotes on the handover, with no detection delay.
-    pair.deliverPeers(64);
+    // The target promotes on the handover alone, with no detection delay.
+    for (pair.p_rec.to_peer.items) |d| {
+        if ((try wire.readHeader(d)).kind == .handover) pair.replica.controlDatagram(0, d, 64);
+    }
     try testing.expectEqual(Role.primary, pair.replica.role);
     try testing.expect(pair.replica.epoch > old_epoch);
     try testing.expectEqual(@as(u64, 1), pair.replica.counters.migrations_in);
@@ -2279,12 +2302,13 @@ test "migration: the primary hands over, the target serves at once and keeps it 
     // It waits for the old primary's report (a member now) before resuming.
     try testing.expectEqual(@as(u32, 1), pair.replica.takeover_conns);
     try testing.expectEqual(@as(u32, 0), pair.replica.takeover_resumed);
-    pair.deliverPeers(65); // the new primary's heartbeat reaches the old one
+    // The old primary's reports, sent right after the handover, let it resume
+    // without waiting for a heartbeat round trip.
+    try testing.expect(pair.p_rec.count(.rcv_report) >= 1);
+    pair.deliverPeers(65); // and the new primary's heartbeat reaches the old one
+    try testing.expectEqual(@as(u32, 1), pair.replica.takeover_resumed);
     try testing.expectEqual(Role.replica, pair.primary.role); // not fenced: it handed over
     try testing.expectEqual(pair.replica.epoch, pair.primary.epoch);
-    pair.primary.flushReports();
-    pair.deliverPeers(66);
-    try testing.expectEqual(@as(u32, 1), pair.replica.takeover_resumed);
     try testing.expectEqual(@as(u64, 1), pair.replica.counters.kicks);
     // Ticks resend nothing once the target is primary of the newer epoch.
     const sent = pair.primary.counters.handovers_sent;
@@ -2490,6 +2514,11 @@ test "divergence: a stale connection is reset towards the client at takeover, ne
     pair.primary.flushReports();
     pair.deliverPeers(80);
     try testing.expectEqual(@as(u64, 1), pair.replica.counters.divergences);
+    // The primary serves on; the client acknowledges 500 more bytes of its output.
+    var acked: [frame_bytes_max]u8 = undefined;
+    const ack_frame = copyFrame(&acked, &fixtures.data);
+    packet.translate(ack_frame, try packet.parse(ack_frame), .{ .ack_delta = 500 });
+    pair.client(ack_frame, 85);
     pair.r_rec.clear();
     pair.replica.promote(90, 0, false);
     try testing.expectEqual(Role.primary, pair.replica.role);
@@ -2502,7 +2531,7 @@ test "divergence: a stale connection is reset towards the client at takeover, ne
     const r = try packet.parse(out);
     const data = try packet.parse(&fixtures.data);
     try testing.expectEqual(packet.flag_rst, r.flags);
-    try testing.expectEqual(data.ack, r.seq);
+    try testing.expectEqual(data.ack +% 500, r.seq);
     try testing.expectEqual(data.destination_ip, r.source_ip);
     try testing.expectEqual(data.source_ip, r.destination_ip);
     try testing.expectEqual(data.source_port, r.destination_port);
