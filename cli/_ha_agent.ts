@@ -79,7 +79,12 @@ export async function upCommand(args: string[]): Promise<number> {
         : { heartbeatMs: number(heartbeat, "--heartbeat-ms", usage, /^\d+(\.\d+)?$/) }),
       ...(miss === undefined ? {} : { missThreshold: number(miss, "--miss", usage, /^\d+$/) }),
       ...(xdpMode === undefined ? {} : { xdpMode }),
-      onLog: (line) => err(`reliab: ${line}`),
+      // People read stderr; with --json, stdout carries one JSON object per
+      // event after the ready object, for log pipelines.
+      onLog: (event) => {
+        err(`reliab: ${event.message}`);
+        if (values.json) out(JSON.stringify({ at_unix_ms: Date.now(), ...event }));
+      },
       onReady: (ready) => {
         // The lines scripts and the demo wait for.
         err(

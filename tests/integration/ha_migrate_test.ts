@@ -31,7 +31,10 @@ Deno.test("'reliab ha migrate' moves every live connection to another node, and 
     // Wrong targets: one line each, nothing changes.
     for (
       const [args, pattern] of [
-        [["--to", "1"], /^reliab: error: Cannot migrate to node "1": it is this node, which already serves$/m],
+        [
+          ["--to", "1"],
+          /^reliab: error: Cannot migrate to node "1": it is this node, which already serves$/m,
+        ],
         [["--to", "9"], /^reliab: error: Cannot migrate to node "9": no such peer$/m],
         [["--to", "x"], /^reliab: error: Cannot migrate: --to "x" is not a node id$/m],
         [[], /^reliab: error: Missing --to/m],
@@ -69,6 +72,18 @@ Deno.test("'reliab ha migrate' moves every live connection to another node, and 
     assert.equal(node1.role, "replica", detail);
     assert.equal(node1.epoch, node2.epoch, detail);
     assert.equal(node1.peersAlive, node1.peersTotal, detail);
+
+    // Both agents logged it, as JSON events on stdout (`ha up --json`) for log pipelines.
+    const logged = (id: number, match: (e: Record<string, unknown>) => boolean) =>
+      cluster!.node(id).agent.waitForLine("stdout", (line) => {
+        try {
+          return match(JSON.parse(line));
+        } catch {
+          return false;
+        }
+      }, { timeoutMs: 5_000, action: `Node ${id} logged no such event`, hint: "" });
+    await logged(2, (e) => e.event === "takeover" && e.kind === "migration" && e.node === 2);
+    await logged(1, (e) => e.event === "role" && e.from === "primary" && e.to === "replica");
 
     // Node 2 is primary now: it is no target, and node 2 cannot hand over to itself.
     const busy = await migrateCli(n1, "--to", "2");

@@ -21,6 +21,7 @@ import {
 } from "./control_socket.ts";
 import { createNfNamespace, type NfNamespace, virtualMac } from "./nf_namespace.ts";
 import { DivergenceLog } from "./divergence_log.ts";
+import { EventLog, type HaLogEvent } from "./event_log.ts";
 
 /** The native agent as `haUp` drives it (a fake in tests). */
 export interface AgentHandle extends ControlTarget {
@@ -49,8 +50,8 @@ export interface HaUpOptions {
   readonly signal?: AbortSignal;
   /** Called once, when the node serves. */
   readonly onReady?: (ready: HaUpReady) => void;
-  /** The node's log lines while it runs (e.g. a connection whose NF output diverged). */
-  readonly onLog?: (line: string) => void;
+  /** The node's log while it runs: takeovers, role and peer changes, diverged connections. */
+  readonly onLog?: (event: HaLogEvent) => void;
   /** Starts the agent (default: the native one). */
   readonly startAgent?: (config: HaAgentConfig) => AgentHandle;
   /** Folder of the control socket (default /run/reliab/ha). */
@@ -188,14 +189,18 @@ async function serve(
   // was removed, a cable pulled for good): then this node serves nothing
   // and must say so rather than linger.
   const loopEnded = Promise.withResolvers<number>();
-  // The same poll tells the log about connections whose NF output diverged.
+  // The same poll tells the log what changed: roles, peers, diverged connections.
   const divergence = new DivergenceLog();
+  const events = new EventLog();
   const watch = setInterval(() => {
     try {
       const status = agent.status();
       const errno = status.loop_errno ?? 0;
       if (errno !== 0) loopEnded.resolve(errno);
-      for (const line of divergence.lines(status)) options.onLog?.(line);
+      for (const event of events.events(status)) options.onLog?.(event);
+      for (const message of divergence.lines(status)) {
+        options.onLog?.({ event: "divergence", node: status.id, message });
+      }
     } catch { /* status is best effort here */ }
   }, LOOP_WATCH_MS);
   try {
