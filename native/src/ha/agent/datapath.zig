@@ -80,6 +80,8 @@ pub const pending_per_conn_max = 64;
 pub const out_per_conn_max = 128;
 const template_bytes_max = 14 + 60 + 60;
 const none: u32 = std.math.maxInt(u32);
+/// An NF silent this long while behind the client's acks is nudged (see nudge).
+const nudge_after_ns: u64 = 200 * std.time.ns_per_ms;
 /// A closed connection's state stays this long for late retransmissions.
 const closed_linger_ns: u64 = 3 * std.time.ns_per_s;
 const idle_timeout_ns: u64 = 600 * std.time.ns_per_s;
@@ -130,6 +132,7 @@ pub const Counters = struct {
     acks_clamped_in: u64 = 0,
     acks_clamped_out: u64 = 0,
     synthetic_acks: u64 = 0,
+    nudges: u64 = 0,
     kicks: u64 = 0,
     reports_sent: u64 = 0,
     reports_received: u64 = 0,
@@ -229,6 +232,8 @@ const Conn = struct {
     fin_nf: bool = false,
     closed_ns: u64 = 0,
     last_ns: u64 = 0,
+    /// The NF's last frame on this connection (see nudge).
+    nf_last_ns: u64 = 0,
 };
 
 const Checkpoint = struct { offset: u32 = 0, digest: u32 = 0 };
@@ -660,6 +665,7 @@ pub const Datapath = struct {
             return;
         };
         c.last_ns = now;
+        c.nf_last_ns = now;
         const syn_ack = p.flags & (packet.flag_syn | packet.flag_ack) == (packet.flag_syn | packet.flag_ack);
         if (syn_ack and !c.local_known) {
             c.local_known = true;
@@ -1493,8 +1499,26 @@ pub const Datapath = struct {
         for (self.conns, 0..) |*c, i| {
             if (!self.conn_used[i]) continue;
             const expired = (c.closed_ns != 0 and now -% c.closed_ns > closed_linger_ns) or now -% c.last_ns > idle_timeout_ns;
-            if (expired) self.free(c);
+            if (expired) self.free(c) else self.nudge(c, now);
         }
+    }
+
+    /// An NF behind what the client acknowledged that has been silent for a
+    /// while gets the synthetic ACK again, with the client's furthest window.
+    /// Whatever parked it — a window it saw shrink to zero, whose persist
+    /// probes this agent dropped (a replica emits nothing) and whose backoff
+    /// then grew to seconds — an ACK that opens the window restarts it.
+    /// Without this a connection whose NF lags the client could wait on that
+    /// timer for good after a takeover. It acks nothing new (everything the
+    /// NF sent is acked already), so it is no duplicate ACK to the NF.
+    fn nudge(self: *Datapath, c: *Conn, now: u64) void {
+        if (c.closed_ns != 0 or !c.mapped or !c.rcv_known or c.template_len == 0 or !c.ack_max_known or c.check.stale) return;
+        if (!seqLt(c.snd_nxt, c.ack_max) or now -% c.nf_last_ns < nudge_after_ns) return;
+        const frame = buildFromTemplate(c, &self.scratch, c.rcv_nxt, c.snd_nxt, 0) orelse return;
+        c.acked_to_nf = c.snd_nxt;
+        c.nf_last_ns = now; // once per interval, not once per scan
+        self.counters.nudges += 1;
+        self.deliverToNf(frame);
     }
 
     /// The `ha fail` hook: this node behaves as dead from now on.
@@ -2072,6 +2096,37 @@ test "the replica clamps acks to what its NF sent and acks the rest when the NF 
     try testing.expectEqual(in.ack +% 100, synthetic.ack);
     try testing.expectEqual(@as(u16, 0), synthetic.payload_len);
     try testing.expect(packet.checksumsValid(pair.r_rec.to_nf.items[pair.r_rec.to_nf.items.len - 1], synthetic));
+}
+
+test "an NF silent while behind the client's acks is nudged with an open window, once per interval" {
+    var pair: Pair = .{};
+    try pair.init();
+    defer pair.deinit();
+    try pair.handshake(0, 0);
+    // The client acks 100 bytes the replica's NF has not sent (it is parked).
+    var buf: [frame_bytes_max]u8 = undefined;
+    const frame = copyFrame(&buf, &fixtures.data);
+    const p = try packet.parse(frame);
+    packet.translate(frame, p, .{ .ack_delta = 100 });
+    pair.replica.outerFrame(frame, 60);
+    pair.r_rec.clear();
+    // Not yet: the NF answered 20 ns ago (the handshake), under the delay.
+    pair.replica.tick(100 * std.time.ns_per_ms);
+    try testing.expectEqual(@as(u64, 0), pair.replica.counters.nudges);
+    // Silent past the delay: one ACK for what it sent, with a window.
+    pair.replica.tick(300 * std.time.ns_per_ms);
+    try testing.expectEqual(@as(u64, 1), pair.replica.counters.nudges);
+    const nudge = try packet.parse(pair.r_rec.to_nf.items[pair.r_rec.to_nf.items.len - 1]);
+    try testing.expectEqual(p.ack, nudge.ack); // everything its NF sent, nothing more
+    try testing.expect(nudge.window > 0);
+    try testing.expect(packet.checksumsValid(pair.r_rec.to_nf.items[pair.r_rec.to_nf.items.len - 1], nudge));
+    pair.replica.tick(400 * std.time.ns_per_ms);
+    try testing.expectEqual(@as(u64, 1), pair.replica.counters.nudges);
+    // Once its NF caught up with the client, it is left alone.
+    var data_buf: [frame_bytes_max]u8 = undefined;
+    pair.replica.innerFrame(buildServerData(&data_buf, 100), 500 * std.time.ns_per_ms);
+    pair.replica.tick(900 * std.time.ns_per_ms);
+    try testing.expectEqual(@as(u64, 1), pair.replica.counters.nudges);
 }
 
 /// A server->client segment of `len` bytes right after the fixture SYN-ACK.
