@@ -18,5 +18,6 @@ test {
     _ = @import("ha/agent/config.zig");
     _ = @import("ha/agent/wire.zig");
     _ = @import("ha/agent/datapath.zig");
+    _ = @import("ha/agent/sim.zig");
     _ = @import("ha/agent/agent.zig");
 }

@@ -178,6 +178,10 @@ pub const Peer = struct {
     alive: bool = false,
     /// Longest silence seen from this peer while it was alive (tuning the miss threshold).
     gap_max_ns: u64 = 0,
+    /// A replica that knows itself dropped from the group says so (bit 0 of
+    /// its heartbeat's group field): nobody waits for it, hands over to it or
+    /// defers a takeover to it, since it never serves.
+    out: bool = false,
     /// The epoch in which this peer handed over (0: never): a heartbeat it
     /// sent just before, still saying primary, must not make it one again.
     handover_epoch: u32 = 0,
@@ -817,6 +821,7 @@ pub const Datapath = struct {
         switch (header.kind) {
             .heartbeat => {
                 self.counters.heartbeats_received += 1;
+                if (header.role != .primary) p.out = wire.readGroup(datagram) & wire.group_dropped != 0;
                 self.follow(header, now);
                 if (header.role == .primary and header.epoch == self.epoch and self.role == .replica) {
                     self.checkMembership(wire.readGroup(datagram));
@@ -1288,7 +1293,7 @@ pub const Datapath = struct {
             self.last_heartbeat_ns = now;
             self.heartbeat();
         }
-        if (self.role == .replica and self.primary_id != 0 and self.shouldPromote()) {
+        if (self.role == .replica and self.primary_id != 0 and self.shouldPromote(now, silence)) {
             self.promote(now, now -% self.primary_last_heard_ns, false);
         }
         if (self.role == .replica and self.handover_to != 0 and self.epoch == self.handover_epoch and now -% self.handover_sent_ns >= interval) {
@@ -1313,10 +1318,10 @@ pub const Datapath = struct {
 
     /// Ids of the live replicas this primary holds client bytes for.
     pub fn groupMask(self: *Datapath) u16 {
-        if (self.role != .primary) return 0;
+        if (self.role != .primary) return if (self.dropped) wire.group_dropped else 0;
         var mask: u16 = 0;
         for (self.peerSlice()) |p| {
-            if (p.alive and p.role == .replica and p.id != 0) mask |= @as(u16, 1) << @intCast(p.id);
+            if (p.alive and p.role == .replica and p.id != 0 and !p.out) mask |= @as(u16, 1) << @intCast(p.id);
         }
         return mask;
     }
@@ -1335,14 +1340,19 @@ pub const Datapath = struct {
         }
     }
 
-    fn shouldPromote(self: *Datapath) bool {
+    /// The primary must have been silent *as primary* for the takeover
+    /// silence, not merely silent: a node we follow that handed over and
+    /// lives on as a replica, to a target that never took over (it was
+    /// dropped), must not hold the group without a primary for good.
+    fn shouldPromote(self: *Datapath, now: u64, silence: u64) bool {
         if (self.dropped) return false;
+        if (now -% self.primary_last_heard_ns <= silence) return false;
         for (self.peerSlice()) |p| {
-            if (p.id == self.primary_id and p.alive) return false;
+            if (p.id == self.primary_id and p.alive and p.role == .primary) return false;
         }
         // The lowest-id live replica of this epoch takes over; the others follow it.
         for (self.peerSlice()) |p| {
-            if (p.alive and p.role == .replica and p.id != 0 and p.id < self.config.id and p.epoch == self.epoch) return false;
+            if (p.alive and p.role == .replica and !p.out and p.id != 0 and p.id < self.config.id and p.epoch == self.epoch) return false;
         }
         return true;
     }
@@ -1557,7 +1567,7 @@ pub const Datapath = struct {
     fn aliveMask(self: *Datapath) u16 {
         var mask: u16 = 0;
         for (self.peerSlice(), 0..) |p, i| {
-            if (p.alive and p.role == .replica) mask |= @as(u16, 1) << @intCast(i);
+            if (p.alive and p.role == .replica and !p.out) mask |= @as(u16, 1) << @intCast(i);
         }
         return mask;
     }

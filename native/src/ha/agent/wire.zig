@@ -42,6 +42,10 @@ pub const conn_open_bytes = 20;
 pub const group_bytes = 2;
 pub const heartbeat_bytes = header_bytes + group_bytes;
 
+/// Bit 0 (no node has id 0) in a replica's heartbeat: "the primary dropped
+/// me from its group; I never serve, do not wait for me".
+pub const group_dropped: u16 = 1;
+
 pub fn writeGroup(out: []u8, group: u16) void {
     std.mem.writeInt(u16, out[header_bytes..][0..2], group, .big);
 }
