@@ -17,7 +17,7 @@ export const AGENT_USAGE = {
     "[--heartbeat-ms X] [--miss N] [--xdp-mode native|generic] [--json] -- CMD [ARGS...]",
   status: "reliab ha status [--json]",
   fail: "reliab ha fail [--json]",
-  migrate: "reliab ha migrate --to ID [--json]",
+  migrate: "reliab ha migrate --to ID [--conn CLIENT_ADDR:PORT] [--json]",
 } as const;
 
 /** `reliab ha up ... -- CMD [ARGS...]`: runs one node in the foreground until SIGTERM/SIGINT. */
@@ -145,6 +145,7 @@ export async function migrateCommand(args: string[]): Promise<number> {
   const usage = AGENT_USAGE.migrate;
   const { values, positionals: extra } = parse(args, {
     to: { type: "string" },
+    conn: { type: "string" },
     json: { type: "boolean" },
   }, usage);
   if (values.help) {
@@ -160,9 +161,15 @@ export async function migrateCommand(args: string[]): Promise<number> {
       hint: "give the id (1-255) of a live replica, as 'reliab ha status' lists them",
     });
   }
-  const { before, after } = await requestMigrate(to);
+  const conn = values.conn;
+  const { before, after } = await requestMigrate(to, conn === undefined ? {} : { conn });
   if (values.json) outJson({ before, after });
-  else out(migrateText(before, after, to));
+  else if (conn !== undefined) {
+    out(
+      `node ${before.id} handed the connection from ${conn} to node ${to}; ` +
+        `'reliab ha status' there shows how fast it resumed`,
+    );
+  } else out(migrateText(before, after, to));
   return 0;
 }
 

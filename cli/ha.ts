@@ -48,7 +48,9 @@ Node agent (run inside a node's namespace with 'ip netns exec NODE ./reliab ...'
   status     role, epoch, peers and their health, connections, counters
   fail       force a failover now: a primary fails itself, a replica asks the primary
   migrate    planned handover: the primary stops emitting and node ID serves every
-             connection at once, with the old primary staying on as its replica
+             connection at once, with the old primary staying on as its replica;
+             with --conn, only that client's connection moves (run it on the node
+             serving it), and every node keeps its role
 
 Test tools (run inside a lab namespace with 'ip netns exec NS ./reliab ...'):
   reliab ha nf --listen ADDR:PORT [--mode echo|kv]

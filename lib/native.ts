@@ -48,6 +48,7 @@ export const SYMBOLS = {
   reliab_ha_agent_status: { parameters: ["u32", "buffer", "u32", "buffer"], result: "i32" },
   reliab_ha_agent_fail: { parameters: ["u32"], result: "i32" },
   reliab_ha_agent_migrate: { parameters: ["u32", "u32"], result: "i32" },
+  reliab_ha_agent_migrate_conn: { parameters: ["u32", "u32", "u32", "u32"], result: "i32" },
   reliab_ha_agent_stop: { parameters: ["u32"], result: "i32" },
 } as const satisfies Deno.ForeignLibraryInterface;
 
@@ -758,6 +759,14 @@ export class HaAgent {
   /** Makes the agent fail now: a primary fails itself, a replica asks the primary to. */
   fail(): void {
     check(native().reliab_ha_agent_fail(this.#live()), "Cannot fail the ha agent");
+  }
+
+  /** Hands the connection from `clientIp`:`clientPort` alone to node `to` (this node must serve it). */
+  migrateConn(to: number, clientIp: number, clientPort: number): void {
+    check(
+      native().reliab_ha_agent_migrate_conn(this.#live(), to, clientIp >>> 0, clientPort),
+      `Cannot migrate the connection to node "${to}"`,
+    );
   }
 
   /** Hands every connection over to node `to`: a primary does, a replica asks its primary to. */

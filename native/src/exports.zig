@@ -369,6 +369,16 @@ export fn reliab_ha_agent_migrate(slot: u32, to: u32) i32 {
     return Status.ok.code();
 }
 
+/// Hands the connection from `client_ip`:`client_port` (host order; any VIP
+/// port) alone to node `to` (`ha migrate --to --conn`). The outcome shows in
+/// the status (`conn_migration`): only the node serving it can hand it.
+export fn reliab_ha_agent_migrate_conn(slot: u32, to: u32, client_ip: u32, client_port: u32) i32 {
+    const agent = agentSlot(slot) orelse return Status.invalid_argument.code();
+    if (to == 0 or to > 255 or client_port == 0 or client_port > 65535) return Status.invalid_argument.code();
+    agent.migrateConn(@intCast(to), client_ip, @intCast(client_port));
+    return Status.ok.code();
+}
+
 /// Stops the agent: joins its thread, detaches its XDP programs, closes everything.
 export fn reliab_ha_agent_stop(slot: u32) i32 {
     const agent = agentSlot(slot) orelse return Status.invalid_argument.code();

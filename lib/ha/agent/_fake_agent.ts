@@ -55,6 +55,15 @@ export class FakeAgent {
       connections: 3,
       held_segments: 2,
       takeover: null,
+      conn_migration: {
+        request: this.connMigrations.length,
+        result: this.connMigrations.length === 0 ? "none" : "handed",
+        owner: this.connMigrations.length === 0
+          ? 0
+          : Number(this.connMigrations.at(-1)!.split(" ")[0]),
+        matched: this.connMigrations.length === 0 ? 0 : 1,
+        last_resume_ms: 0,
+      },
       counters: { client_frames: 42, to_nf: 40 },
       extra_field: "kept",
     };
@@ -69,6 +78,14 @@ export class FakeAgent {
       this.epoch += 16;
       this.primaryId = this.id;
     }
+  }
+
+  /** Connections asked for with `migrateConn`, as "to ip port". */
+  readonly connMigrations: string[] = [];
+
+  /** Records the request; the status then reports it handed. */
+  migrateConn(to: number, clientIp: number, clientPort: number): void {
+    this.connMigrations.push(`${to} ${clientIp} ${clientPort}`);
   }
 
   /** A primary becomes a replica of `to` at once (a handover). */

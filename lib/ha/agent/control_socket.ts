@@ -30,6 +30,7 @@ export interface ControlTarget {
   status(): HaAgentStatus;
   fail(): void;
   migrate(to: number): void;
+  migrateConn(to: number, clientIp: number, clientPort: number): void;
 }
 
 /** Options shared by the server and the client. */
@@ -207,8 +208,9 @@ async function answer(
       return { ok: true, before, after: await settled(target, before) };
     }
     if (op === "migrate") {
-      const to = (request as { to?: unknown }).to;
+      const { to, conn } = request as { to?: unknown; conn?: unknown };
       const before = target.status();
+      if (conn !== undefined) return await migrateConnection(target, before, to, conn);
       checkMigrationTarget(before, to);
       target.migrate(to as number);
       return { ok: true, before, after: await settled(target, before) };
@@ -269,6 +271,84 @@ function checkMigrationTarget(status: HaAgentStatus, to: unknown): void {
   }
 }
 
+/**
+ * One connection alone (`--conn ADDR:PORT`): the node serving it hands it
+ * over; the agent says what became of the request in its status.
+ */
+async function migrateConnection(
+  target: ControlTarget,
+  before: HaAgentStatus,
+  to: unknown,
+  conn: unknown,
+): Promise<Record<string, unknown>> {
+  const client = parseClientAddress(conn);
+  if (typeof to !== "number" || !Number.isInteger(to) || to < 1 || to > 255 || to === before.id) {
+    throw new ConfigError(`"${String(to)}" is not another node's id`, {
+      code: "bad_target",
+      hint: "give --to with the id of a live replica or of the primary",
+    });
+  }
+  const peer = before.peers.find((p) => p.id === to);
+  if (peer === undefined || !peer.alive || (peer.role !== "replica" && peer.role !== "primary")) {
+    throw new ConfigError(peer === undefined ? "no such peer" : `node ${to} cannot serve now`, {
+      code: "bad_target",
+      hint: "pick a live node from 'reliab ha status'",
+    });
+  }
+  const seq = before.conn_migration?.request ?? 0;
+  target.migrateConn(to, client.ip, client.port);
+  const deadline = performance.now() + FAIL_SETTLE_MS;
+  let after = target.status();
+  while ((after.conn_migration?.request ?? 0) === seq && performance.now() < deadline) {
+    await new Promise((resolve) => setTimeout(resolve, FAIL_POLL_MS));
+    after = target.status();
+  }
+  const outcome = after.conn_migration;
+  if (outcome === undefined || outcome.request === seq) {
+    throw new ReliabError("the agent did not take the request within 0.5 s", {
+      code: "agent_busy",
+      hint: "check 'reliab ha status'; retry",
+    });
+  }
+  const what = `the connection from ${client.text}`;
+  if (outcome.result === "not_found") {
+    throw new ConfigError(`no open connection from ${client.text} on this node`, {
+      code: "conn_not_found",
+      hint: "run 'ss -tn' in the client's namespace for its address and port",
+    });
+  }
+  if (outcome.result === "not_served_here") {
+    throw new ConfigError(`${what} is served by node ${outcome.owner}, not this one`, {
+      code: "conn_not_served_here",
+      hint: `run it on node ${outcome.owner}`,
+    });
+  }
+  if (outcome.result === "bad_target") {
+    throw new ConfigError(`node ${to} cannot take ${what} now`, {
+      code: "bad_target",
+      hint: "pick a live node from 'reliab ha status'",
+    });
+  }
+  return { ok: true, before, after };
+}
+
+/** "10.78.0.1:40000" as a host-order address and port. */
+function parseClientAddress(value: unknown): { ip: number; port: number; text: string } {
+  const m = typeof value === "string"
+    ? /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3}):(\d{1,5})$/.exec(value)
+    : null;
+  const octets = m === null ? [] : m.slice(1, 5).map(Number);
+  const port = m === null ? 0 : Number(m[5]);
+  if (m === null || octets.some((o) => o > 255) || port < 1 || port > 65535) {
+    throw new ConfigError(`"${String(value)}" is not a client ADDR:PORT`, {
+      code: "bad_conn",
+      hint: "give --conn as the client's IPv4 address and port, e.g. 10.78.0.1:40000",
+    });
+  }
+  const ip = ((octets[0]! << 24) | (octets[1]! << 16) | (octets[2]! << 8) | octets[3]!) >>> 0;
+  return { ip, port, text: value as string };
+}
+
 /** The status once role, epoch or primary moved away from `before`, or after FAIL_SETTLE_MS. */
 async function settled(target: ControlTarget, before: HaAgentStatus): Promise<HaAgentStatus> {
   const deadline = performance.now() + FAIL_SETTLE_MS;
@@ -323,9 +403,13 @@ export async function requestFail(options: ControlOptions = {}): Promise<FailOut
  */
 export async function requestMigrate(
   to: number,
-  options: ControlOptions = {},
+  options: ControlOptions & { readonly conn?: string } = {},
 ): Promise<FailOutcome> {
-  const reply = await request("migrate", `Cannot migrate to node "${to}"`, options, { to });
+  const action = options.conn === undefined
+    ? `Cannot migrate to node "${to}"`
+    : `Cannot migrate ${options.conn} to node "${to}"`;
+  const extra = options.conn === undefined ? { to } : { to, conn: options.conn };
+  const reply = await request("migrate", action, options, extra);
   return { before: parseAgentStatus(reply.before), after: parseAgentStatus(reply.after) };
 }
 

@@ -145,3 +145,29 @@ Deno.test("migrate round trip: a live replica target is handed over to; wrong ta
     assert.equal(outcome.after.primary_id, 2);
   });
 });
+
+Deno.test("migrate one connection: the address is checked, the agent gets it host-order", async () => {
+  await withDir(async (dir) => {
+    const primary = new FakeAgent({ id: 1, role: "primary" });
+    await using _server = await serveControl(primary, { dir });
+    const outcome = await requestMigrate(2, { dir, conn: "10.78.0.1:40000" });
+    assert.deepEqual(primary.connMigrations, [`2 ${0x0a4e0001} 40000`]);
+    assert.equal(outcome.after.conn_migration?.result, "handed");
+    assert.equal(outcome.after.role, "primary", "one connection moves, the node's role does not");
+    for (
+      const [to, conn, pattern] of [
+        [
+          2,
+          "10.78.0.1",
+          /Cannot migrate 10\.78\.0\.1 to node "2": "10\.78\.0\.1" is not a client ADDR:PORT$/,
+        ],
+        [2, "10.78.0.300:5", /is not a client ADDR:PORT$/],
+        [1, "10.78.0.1:40000", /"1" is not another node's id$/],
+        [7, "10.78.0.1:40000", /no such peer$/],
+      ] as const
+    ) {
+      await assert.rejects(requestMigrate(to, { dir, conn }), pattern);
+    }
+    assert.equal(primary.connMigrations.length, 1, "refused requests never reach the agent");
+  });
+});

@@ -72,6 +72,15 @@ export interface HaAgentStatus {
   /** Client segments held until every replica acknowledged its copy. */
   readonly held_segments: number;
   readonly takeover: HaTakeover | null;
+  /** The last `ha migrate --conn` request this node handled (`request` counts them). */
+  readonly conn_migration?: {
+    readonly request: number;
+    readonly result: "none" | "handed" | "not_found" | "not_served_here" | "bad_target";
+    readonly owner: number;
+    readonly matched: number;
+    /** From a connection handed to this node to it resumed here, the last time. */
+    readonly last_resume_ms: number;
+  };
   /** Non-zero when the packet loop stopped on a system error (its errno). */
   readonly loop_errno?: number;
   /** Connections with a diverged copy, here or on a replica (see `diverged`). */

@@ -41,6 +41,8 @@ const Snapshot = struct {
     takeover_conns: u32 = 0,
     takeover_resumed: u32 = 0,
     takeover_resume_ms: f64 = 0,
+    conn_request: datapath_mod.ConnRequest = .{},
+    conn_resume_ms: f64 = 0,
     uptime_ms: f64 = 0,
     loop_errno: u32 = 0,
     realtime: bool = false,
@@ -66,6 +68,8 @@ pub const Agent = struct {
     fail_requested: std.atomic.Value(bool) = .init(false),
     /// `ha migrate --to N`: N, taken by the packet thread (0 = none).
     migrate_to: std.atomic.Value(u8) = .init(0),
+    /// `ha migrate --conn`: target << 48 | client ip << 16 | client port (0 = none).
+    migrate_conn: std.atomic.Value(u64) = .init(0),
     dp: *datapath_mod.Datapath,
     lock: std.atomic.Mutex = .unlocked,
     snapshot: Snapshot = .{},
@@ -191,6 +195,12 @@ pub const Agent = struct {
         self.wake();
     }
 
+    /// `ha migrate --to --conn`: hand the client's connection alone to node `to`.
+    pub fn migrateConn(self: *Agent, to: u8, client_ip: u32, client_port: u16) void {
+        self.migrate_conn.store(@as(u64, to) << 48 | @as(u64, client_ip) << 16 | client_port, .release);
+        self.wake();
+    }
+
     fn wake(self: *Agent) void {
         const one: u64 = 1;
         _ = linux.write(self.wake_fd, std.mem.asBytes(&one), @sizeOf(u64));
@@ -262,6 +272,8 @@ pub const Agent = struct {
             s.takeover_resumed = dp.takeover_resumed;
             s.takeover_resume_ms = nsToMs(dp.takeover_resumed_ns -% dp.takeover_at_ns);
         }
+        s.conn_request = dp.conn_request;
+        s.conn_resume_ms = nsToMs(dp.conn_resume_ns);
         while (!self.lock.tryLock()) std.atomic.spinLoopHint();
         self.snapshot = s;
         self.lock.unlock();
@@ -292,6 +304,9 @@ pub const Agent = struct {
                 s.takeover_unix_ms, s.takeover_detect_ms, if (s.takeover_planned) "migration" else "failover", s.takeover_conns, s.takeover_resumed, s.takeover_resume_ms,
             });
         } else w.print("null", .{});
+        w.print(",\"conn_migration\":{{\"request\":{d},\"result\":\"{s}\",\"owner\":{d},\"matched\":{d},\"last_resume_ms\":{d:.3}}}", .{
+            s.conn_request.seq, @tagName(s.conn_request.result), s.conn_request.owner, s.conn_request.matched, s.conn_resume_ms,
+        });
         w.print(",\"waiting\":[", .{});
         for (s.health.stuck[0..s.health.stuck_len], 0..) |k, i| {
             w.print("{s}{{\"client_port\":{d},\"held\":{d},\"pending\":{d},\"mapped\":{},\"members\":{d},\"reported\":{d},\"need\":{d},\"first_end\":{d},\"rcv_nxt\":{d},\"snd_nxt\":{d},\"ack_max\":{d},\"acked_to_nf\":{d},\"kick_pending\":{},\"fins\":{d},\"idle_ms\":{d},\"alive\":{d}}}", .{
@@ -458,6 +473,10 @@ fn run(self: *Agent) void {
         if (self.fail_requested.swap(false, .acq_rel)) self.dp.requestFail();
         const migrate_to = self.migrate_to.swap(0, .acq_rel);
         if (migrate_to != 0) self.dp.requestMigrate(migrate_to, now);
+        const conn_request = self.migrate_conn.swap(0, .acq_rel);
+        if (conn_request != 0) {
+            self.dp.requestConnMigrate(@truncate(conn_request >> 48), @truncate(conn_request >> 16), @truncate(conn_request), now);
+        }
         receiveFrames(self, &self.outer, &frames, .outer, now);
         receiveFrames(self, &self.inner, &frames, .inner, now);
         receiveDatagrams(self, now);

@@ -144,6 +144,10 @@ pub const Counters = struct {
     migrations_in: u64 = 0,
     migrations_out: u64 = 0,
     migrations_refused: u64 = 0,
+    conn_migrations_in: u64 = 0,
+    conn_migrations_out: u64 = 0,
+    conn_migrations_refused: u64 = 0,
+    conns_reclaimed: u64 = 0,
     handovers_sent: u64 = 0,
     inferred_mappings: u64 = 0,
     dropped_from_group: u64 = 0,
@@ -232,6 +236,15 @@ const Conn = struct {
     check: OutputCheck = .{},
     /// A takeover's kick waits until every live member reported to us.
     kick_pending: bool = false,
+    /// The node serving this connection when it was migrated on its own
+    /// (`ha migrate --conn`); 0: whichever node is primary.
+    owner: u8 = 0,
+    /// When this node started to serve it after such a migration (0: not pending).
+    owner_since_ns: u64 = 0,
+    /// The old owner repeats its conn_owner notice on the client's frames
+    /// (datagrams get lost) this many more times.
+    owner_notices_left: u8 = 0,
+    owner_notice_ns: u64 = 0,
     fin_client: bool = false,
     fin_nf: bool = false,
     closed_ns: u64 = 0,
@@ -278,6 +291,14 @@ pub const replica_drop_factor = 4;
 const early_max = 64;
 const EarlyReport = struct { conn: wire.Key, rcv_nxt: u32, peer: u8 };
 
+/// What became of an `ha migrate --conn` request, for status (`seq` counts them).
+pub const ConnRequest = struct {
+    seq: u32 = 0,
+    result: enum { none, handed, not_found, not_served_here, bad_target } = .none,
+    owner: u8 = 0,
+    matched: u16 = 0,
+};
+
 /// Frames of the pool chained through `frame_next`, oldest first.
 const FrameList = struct { head: u32 = none, tail: u32 = none, count: u16 = 0 };
 
@@ -301,6 +322,10 @@ pub const Datapath = struct {
     /// A handover this node started: resent every interval until the target
     /// is heard as primary of a newer epoch (the datagram may be lost).
     handover_to: u8 = 0,
+    /// The last `ha migrate --conn` request this node handled, for status.
+    conn_request: ConnRequest = .{},
+    /// From a conn_owner notice to the connection resumed on this node, the last time.
+    conn_resume_ns: u64 = 0,
     handover_epoch: u32 = 0,
     handover_sent_ns: u64 = 0,
     started_ns: u64,
@@ -447,6 +472,19 @@ pub const Datapath = struct {
         return self.role == .primary;
     }
 
+    /// The node that serves `c`: its own owner after a per-connection
+    /// migration, otherwise the primary.
+    fn ownerId(self: *const Datapath, c: *const Conn) u8 {
+        return if (c.owner == 0) self.primary_id else c.owner;
+    }
+
+    /// Whether this node serves `c`: holds the client's bytes for the
+    /// members, emits its NF's output, and takes the others' reports.
+    fn serves(self: *const Datapath, c: *const Conn) bool {
+        if (c.owner == 0) return self.emitting();
+        return c.owner == self.config.id and (self.role == .primary or self.role == .replica);
+    }
+
     // ------------------------------------------------------------ client side
 
     /// A frame from the node's outer interface: the client's TCP to the VIP,
@@ -529,7 +567,8 @@ pub const Datapath = struct {
         rewriteMacs(frame, self.config.nf_mac, self.config.inner_mac);
         const end = segmentEnd(p);
         const occupies = end != p.seq;
-        if (!self.emitting() or !occupies or p.flags & packet.flag_rst != 0) {
+        if (c.owner_notices_left > 0 and now -% c.owner_notice_ns >= std.time.ns_per_ms) self.sendOwner(c, now);
+        if (!self.serves(c) or !occupies or p.flags & packet.flag_rst != 0) {
             self.deliverToNf(frame);
             return;
         }
@@ -702,7 +741,7 @@ pub const Datapath = struct {
             // holds the segment — so the primary may have missed the report.
             c.rcv_nxt = p.ack;
             c.rcv_known = true;
-            if (!self.emitting()) self.markDirty(c);
+            if (!self.serves(c)) self.markDirty(c);
         }
         if (p.flags & packet.flag_fin != 0) c.fin_nf = true;
         if (p.flags & packet.flag_rst != 0) self.close(c, now);
@@ -712,7 +751,7 @@ pub const Datapath = struct {
         self.hashOutput(c, frame, p, now);
         if (c.check.stale) return; // diverged just now: this output goes nowhere
         self.syntheticAck(c);
-        if (!self.emitting()) {
+        if (!self.serves(c)) {
             if (p.payload_len > 0 or p.flags & packet.flag_fin != 0) self.cacheOutput(c, frame, end);
             return;
         }
@@ -835,11 +874,17 @@ pub const Datapath = struct {
             },
             .rcv_report => {
                 self.counters.reports_received += 1;
-                if (!self.emitting()) return;
+                if (self.role != .primary and self.role != .replica) return;
                 const bit = @as(u16, 1) << @intCast(peer);
                 for (0..header.count) |i| {
                     const r = wire.readReport(datagram, i);
-                    const c = self.lookup(r.conn) orelse {
+                    const found = self.lookup(r.conn);
+                    if (found) |c| {
+                        // Only the node serving it waits for reports (a
+                        // replica may serve a connection migrated to it).
+                        if (!self.serves(c)) continue;
+                    } else if (!self.emitting()) continue;
+                    const c = found orelse {
                         // The replica's stack answered a SYN this node has not
                         // seen yet (its path was faster): keep it for `open`.
                         self.early[self.early_next % early_max] = .{ .conn = r.conn, .rcv_nxt = r.rcv_nxt, .peer = peer };
@@ -865,6 +910,10 @@ pub const Datapath = struct {
                 for (0..header.count) |i| self.staleNotice(peer, wire.readStale(datagram, i), now);
             },
             .migrate_request => if (self.emitting()) self.handOver(wire.readTarget(datagram), now),
+            .conn_owner => {
+                if (header.epoch != self.epoch or (self.role != .primary and self.role != .replica)) return;
+                for (0..header.count) |i| self.connOwner(peer, wire.readOwner(datagram, i), now);
+            },
             .handover => {
                 // Only from the primary we follow, in its epoch, naming us.
                 const ours = self.role == .replica and header.sender == self.primary_id and
@@ -957,6 +1006,7 @@ pub const Datapath = struct {
         const primary = self.primaryPeer();
         var buf: [wire.datagram_bytes_max]u8 = undefined;
         var count: usize = 0;
+        const able = self.role == .replica or self.role == .primary;
         for (self.dirty[0..self.dirty_len]) |index| {
             const c = &self.conns[index];
             c.dirty = false;
@@ -964,7 +1014,17 @@ pub const Datapath = struct {
                 self.queueStaleNotice(c);
                 continue;
             }
-            if (!self.conn_used[index] or self.role != .replica or primary == null or !c.rcv_known) continue;
+            if (!self.conn_used[index] or !able or self.serves(c) or !c.rcv_known) continue;
+            if (c.owner != 0) {
+                // Served by a node of its own: one report, to that node.
+                const owner = self.peerIndex(c.owner) orelse continue;
+                var one: [wire.header_bytes + wire.report_bytes]u8 = undefined;
+                wire.writeReport(&one, 0, .{ .conn = c.key, .rcv_nxt = c.rcv_nxt });
+                c.reported_rcv = c.rcv_nxt;
+                self.sendReports(owner, &one, 1);
+                continue;
+            }
+            if (self.role != .replica or primary == null) continue;
             wire.writeReport(&buf, count, .{ .conn = c.key, .rcv_nxt = c.rcv_nxt });
             c.reported_rcv = c.rcv_nxt;
             count += 1;
@@ -1080,7 +1140,7 @@ pub const Datapath = struct {
             while (self.listPop(list)) |slot| self.frameFree(slot);
         }
         self.resetNf(c);
-        if (self.emitting()) return self.resetClient(c, now);
+        if (self.serves(c)) return self.resetClient(c, now);
         check.stale_notice_ns = now;
         self.markDirty(c); // flushReports sends the stale notice
     }
@@ -1099,7 +1159,7 @@ pub const Datapath = struct {
             if (!c.ack_max_known or seqLt(c.ack_max, ack)) c.ack_max = ack;
             c.ack_max_known = true;
         }
-        if (self.emitting()) {
+        if (self.serves(c)) {
             // RFC 793: the reset of a segment with an ACK takes its sequence
             // number from that ACK (already in the old primary's space), which
             // is exactly what the client's stack accepts (RFC 5961).
@@ -1285,6 +1345,7 @@ pub const Datapath = struct {
         }
         if (lost_member and self.emitting()) {
             self.counters.replicas_dropped += 1;
+            self.reclaimConns(now);
             self.releaseAll(now);
         }
         // After the liveness update: the heartbeat's group must not list a
@@ -1383,6 +1444,17 @@ pub const Datapath = struct {
                 self.resetClient(c, now);
                 continue;
             }
+            if (c.owner != 0) {
+                // Migrated on its own to a node that still serves it: stays there.
+                const at = self.peerIndex(c.owner);
+                const elsewhere = c.owner != self.config.id and c.owner != old_primary and
+                    at != null and self.peers[at.?].alive;
+                if (elsewhere) {
+                    c.members &= ~old_bit;
+                    continue;
+                }
+                c.owner = 0;
+            }
             if (planned and self.aliveMask() & old_bit != 0) c.members |= old_bit else c.members &= ~old_bit;
             c.reported = 0; // members report again to the new primary
             if (!c.primary_known) self.inferPrimarySpace(c, now);
@@ -1438,6 +1510,98 @@ pub const Datapath = struct {
         self.flushReports();
     }
 
+    /// `ha migrate --conn ADDR:PORT --to N`: the node serving the client's
+    /// connection (any VIP port) hands it alone to node N, a live replica
+    /// or the primary. As for a whole handover, every byte this node
+    /// acknowledged the members hold, so N serves it as soon as this node
+    /// (a member of it from now on) and the other members reported to it.
+    pub fn requestConnMigrate(self: *Datapath, to: u8, client_ip: u32, client_port: u16, now: u64) void {
+        var request: ConnRequest = .{ .seq = self.conn_request.seq +% 1, .result = .not_found };
+        defer self.conn_request = request;
+        const target = self.peerIndex(to);
+        const able = if (target) |t| self.peers[t].alive and !self.peers[t].out and
+            (self.peers[t].role == .replica or self.peers[t].role == .primary) else false;
+        const wanted = (@as(u64, client_ip) << 16 | client_port);
+        for (self.conns, 0..) |*c, i| {
+            if (!self.conn_used[i] or c.closed_ns != 0 or c.key >> 16 != wanted) continue;
+            request.matched += 1;
+            if (!self.serves(c)) {
+                request.result = .not_served_here;
+                request.owner = self.ownerId(c);
+                continue;
+            }
+            if (!able or !c.mapped) {
+                request.result = .bad_target;
+                self.counters.conn_migrations_refused += 1;
+                continue;
+            }
+            // The primary's own connections follow it (owner 0) again.
+            c.owner = if (to == self.primary_id) 0 else to;
+            while (self.takeFront(&c.held)) |frame| self.deliverToNf(frame);
+            c.kick_pending = false;
+            c.owner_notices_left = 20;
+            self.sendOwner(c, now);
+            self.markDirty(c);
+            self.counters.conn_migrations_out += 1;
+            request.result = .handed;
+            request.owner = to;
+        }
+        if (request.result == .handed) self.flushReports();
+    }
+
+    /// Tells every peer who serves `c` now.
+    fn sendOwner(self: *Datapath, c: *Conn, now: u64) void {
+        var buf: [wire.header_bytes + wire.owner_bytes]u8 = undefined;
+        self.writeOwnHeader(&buf, .conn_owner, 1);
+        wire.writeOwner(&buf, 0, .{ .conn = c.key, .owner = self.ownerId(c) });
+        c.owner_notice_ns = now;
+        if (c.owner_notices_left > 0) c.owner_notices_left -= 1;
+        for (0..self.config.peer_count) |i| self.sink.to_peer(self.sink.ctx, @intCast(i), &buf);
+    }
+
+    /// A conn_owner notice from `peer`: `item.owner` serves the connection now.
+    fn connOwner(self: *Datapath, peer: u8, item: wire.Owner, now: u64) void {
+        const c = self.lookup(item.conn) orelse return;
+        const owner: u8 = if (item.owner == self.primary_id) 0 else item.owner;
+        if (c.owner == owner) return; // a repeat
+        c.owner = owner;
+        c.owner_notices_left = 0;
+        if (self.serves(c)) {
+            // Ours now. The node that served it holds every byte it
+            // acknowledged: it is a member, and we wait for its report.
+            c.members |= @as(u16, 1) << @intCast(peer);
+            c.reported = 0;
+            c.kick_pending = true;
+            c.owner_since_ns = now;
+            self.counters.conn_migrations_in += 1;
+            self.kickIfSynced(c, now);
+        } else {
+            // Someone else's: our NF's acks go to it from now on.
+            while (self.takeFront(&c.held)) |frame| self.deliverToNf(frame);
+            c.kick_pending = false;
+            self.markDirty(c);
+        }
+    }
+
+    /// A primary that lost a replica serving connections of its own serves
+    /// them again, and says so (the other members report to it then).
+    fn reclaimConns(self: *Datapath, now: u64) void {
+        for (self.conns, 0..) |*c, i| {
+            if (!self.conn_used[i] or c.owner == 0 or c.owner == self.config.id) continue;
+            const at = self.peerIndex(c.owner) orelse continue;
+            if (self.peers[at].alive) continue;
+            c.owner = 0;
+            c.members &= ~(@as(u16, 1) << @intCast(at));
+            c.reported = 0;
+            c.kick_pending = true;
+            c.owner_since_ns = now;
+            c.owner_notices_left = 20;
+            self.sendOwner(c, now);
+            self.counters.conns_reclaimed += 1;
+            self.kickIfSynced(c, now);
+        }
+    }
+
     fn sendHandover(self: *Datapath, now: u64) void {
         var buf: [wire.header_bytes + wire.target_bytes]u8 = undefined;
         self.writeOwnHeader(&buf, .handover, 0);
@@ -1472,6 +1636,11 @@ pub const Datapath = struct {
         c.kick_pending = false;
         self.kick(c);
         self.replayOutput(c, now);
+        if (c.owner_since_ns != 0) {
+            self.conn_resume_ns = now -% c.owner_since_ns;
+            c.owner_since_ns = 0;
+            return;
+        }
         self.takeover_resumed += 1;
         self.takeover_resumed_ns = now;
     }
@@ -1545,6 +1714,13 @@ pub const Datapath = struct {
         self.sink.to_peer(self.sink.ctx, primary, &buf);
     }
 
+    fn peerIndex(self: *Datapath, id: u8) ?u8 {
+        for (self.peerSlice(), 0..) |p, i| {
+            if (p.id == id and id != 0) return @intCast(i);
+        }
+        return null;
+    }
+
     fn primaryPeer(self: *Datapath) ?u8 {
         for (self.peerSlice(), 0..) |p, i| {
             if (p.id == self.primary_id and p.id != 0) return @intCast(i);
@@ -1564,10 +1740,13 @@ pub const Datapath = struct {
         return self.aliveMask();
     }
 
+    /// Peers that may be members of a connection: live replicas, and the
+    /// primary (a member of a connection migrated away from it).
     fn aliveMask(self: *Datapath) u16 {
         var mask: u16 = 0;
         for (self.peerSlice(), 0..) |p, i| {
-            if (p.alive and p.role == .replica and !p.out) mask |= @as(u16, 1) << @intCast(i);
+            const able = p.role == .replica or p.role == .primary;
+            if (p.alive and able and !p.out) mask |= @as(u16, 1) << @intCast(i);
         }
         return mask;
     }
@@ -2648,4 +2827,66 @@ test "divergence: CRC-32C streams: pieces hash as the whole" {
     crc.update(bytes[1449..]);
     try testing.expectEqual(OutputCrc.hash(&bytes), crc.final());
     try testing.expect(OutputCrc.hash(bytes[0..4999]) != crc.final());
+}
+
+test "per-connection migration: the primary hands one connection to a replica, which serves it" {
+    var pair: Pair = .{};
+    try pair.init();
+    defer pair.deinit();
+    pair.primary.tick(2 * std.time.ns_per_ms);
+    pair.deliverPeers(2 * std.time.ns_per_ms);
+    try pair.handshake(0x5000, 7);
+    pair.client(&fixtures.data, 55); // the client's first data (the replica's agent keeps its header)
+    pair.p_rec.clear();
+    pair.r_rec.clear();
+    const syn = try packet.parse(&fixtures.syn);
+    // A client address the primary has no connection from: not found.
+    pair.primary.requestConnMigrate(2, syn.source_ip +% 1, syn.source_port, 60);
+    try testing.expectEqual(.not_found, pair.primary.conn_request.result);
+    // A target that is no live peer: refused.
+    pair.primary.requestConnMigrate(9, syn.source_ip, syn.source_port, 61);
+    try testing.expectEqual(.bad_target, pair.primary.conn_request.result);
+    pair.primary.requestConnMigrate(2, syn.source_ip, syn.source_port, 62);
+    try testing.expectEqual(.handed, pair.primary.conn_request.result);
+    try testing.expectEqual(@as(u16, 1), pair.primary.conn_request.matched);
+    try testing.expectEqual(Role.primary, pair.primary.role); // the node stays primary
+    try testing.expectEqual(@as(usize, 1), pair.p_rec.count(.conn_owner));
+    try testing.expectEqual(@as(usize, 1), pair.p_rec.count(.rcv_report));
+    // The replica serves it once the old owner's report is in: the notice and the report came together.
+    pair.deliverPeers(63);
+    try testing.expectEqual(@as(u64, 1), pair.replica.counters.conn_migrations_in);
+    try testing.expectEqual(@as(u64, 1), pair.replica.counters.kicks);
+    try testing.expectEqual(Role.replica, pair.replica.role);
+    // Asked again, on the node that no longer serves it: it says who does.
+    pair.primary.requestConnMigrate(2, syn.source_ip, syn.source_port, 64);
+    try testing.expectEqual(.not_served_here, pair.primary.conn_request.result);
+    try testing.expectEqual(@as(u8, 2), pair.primary.conn_request.owner);
+    // Client data: the new owner holds it for the old one, which feeds its NF at once.
+    pair.p_rec.clear();
+    pair.r_rec.clear();
+    pair.client(&fixtures.data, 70);
+    try testing.expectEqual(@as(usize, 1), pair.p_rec.to_nf.items.len);
+    try testing.expectEqual(@as(usize, 0), pair.r_rec.to_nf.items.len);
+    // The old owner's NF acknowledges: its report releases the new owner's hold.
+    var buf: [frame_bytes_max]u8 = undefined;
+    const ack_frame = copyFrame(&buf, &fixtures.syn_ack);
+    const q = try packet.parse(ack_frame);
+    packet.translate(ack_frame, q, .{ .seq_delta = 1, .ack_delta = 13 });
+    ack_frame[q.tcp_offset + 13] = packet.flag_ack;
+    packet.tcpChecksumRecompute(ack_frame, q);
+    pair.primary.innerFrame(ack_frame, 71);
+    try testing.expectEqual(@as(usize, 0), pair.p_rec.to_client.items.len); // not its to emit
+    pair.primary.flushReports();
+    pair.deliverPeers(72);
+    try testing.expectEqual(@as(usize, 1), pair.r_rec.to_nf.items.len);
+    // The new owner's NF output reaches the client, in the primary's space.
+    var out_buf: [frame_bytes_max]u8 = undefined;
+    const out = buildServerData(&out_buf, 40);
+    const o = try packet.parse(out);
+    packet.translate(out, o, .{ .seq_delta = 0x5000, .tsval_delta = 7 });
+    pair.replica.innerFrame(out, 73);
+    const sent = pair.r_rec.to_client.items[pair.r_rec.to_client.items.len - 1];
+    const r = try packet.parse(sent);
+    try testing.expectEqual(@as(u16, 40), r.payload_len);
+    try testing.expectEqual((try packet.parse(&fixtures.syn_ack)).seq +% 1, r.seq);
 }

@@ -11,7 +11,7 @@ pub const version: u8 = 1;
 /// Largest datagram we send: stays below any lab or LAN MTU.
 pub const datagram_bytes_max = 1400;
 
-pub const Kind = enum(u8) { heartbeat = 1, conn_open = 2, rcv_report = 3, fail_request = 4, handover = 5, migrate_request = 6, output_digest = 7, conn_stale = 8, _ };
+pub const Kind = enum(u8) { heartbeat = 1, conn_open = 2, rcv_report = 3, fail_request = 4, handover = 5, migrate_request = 6, output_digest = 7, conn_stale = 8, conn_owner = 9, _ };
 pub const Role = enum(u8) { replica = 0, primary = 1, failed = 2, fenced = 3, _ };
 
 pub const Header = struct {
@@ -67,6 +67,22 @@ pub fn readTarget(datagram: []const u8) u8 {
     return datagram[header_bytes];
 }
 
+/// One connection migrated on its own (`ha migrate --conn`): the node that
+/// serves it from now on. Sent by the node that served it, to every peer.
+pub const Owner = struct { conn: Key, owner: u8 };
+pub const owner_bytes = 9;
+
+pub fn writeOwner(out: []u8, index: usize, item: Owner) void {
+    const slot = out[header_bytes + index * owner_bytes ..][0..owner_bytes];
+    std.mem.writeInt(u64, slot[0..8], item.conn, .big);
+    slot[8] = item.owner;
+}
+
+pub fn readOwner(datagram: []const u8, index: usize) Owner {
+    const slot = datagram[header_bytes + index * owner_bytes ..][0..owner_bytes];
+    return .{ .conn = std.mem.readInt(u64, slot[0..8], .big), .owner = slot[8] };
+}
+
 /// Replica -> primary: how far its NF's stack acknowledged the client's bytes.
 pub const Report = struct { conn: Key, rcv_nxt: u32 };
 pub const report_bytes = 12;
@@ -119,6 +135,7 @@ pub fn readHeader(datagram: []const u8) DecodeError!Header {
         .rcv_report => @as(usize, header.count) * report_bytes,
         .output_digest => @as(usize, header.count) * digest_bytes,
         .conn_stale => @as(usize, header.count) * stale_bytes,
+        .conn_owner => @as(usize, header.count) * owner_bytes,
         _ => return error.UnknownKind,
     };
     if (datagram.len < header_bytes + body) return error.TooShort;
@@ -232,4 +249,8 @@ test "messages round-trip; short, foreign and unknown datagrams are refused" {
     try std.testing.expectEqual(Kind.handover, (try readHeader(buf[0 .. header_bytes + target_bytes])).kind);
     try std.testing.expectEqual(@as(u8, 3), readTarget(&buf));
     try std.testing.expectError(error.TooShort, readHeader(buf[0..header_bytes]));
+    writeHeader(&buf, .{ .kind = .conn_owner, .sender = 1, .role = .primary, .primary = 1, .count = 1, .epoch = 17 });
+    writeOwner(&buf, 0, .{ .conn = k, .owner = 3 });
+    _ = try readHeader(buf[0 .. header_bytes + owner_bytes]);
+    try std.testing.expectEqual(Owner{ .conn = k, .owner = 3 }, readOwner(&buf, 0));
 }
