@@ -4,6 +4,7 @@ import {
   type FailoverRun,
   type PathFigures,
   renderBenchText,
+  withNetemFailovers,
 } from "./bench_report.ts";
 
 const DIRECT: PathFigures = {
@@ -82,4 +83,26 @@ Deno.test("no failover runs: the stall is unknown, not zero", () => {
   assert.equal(r.targets[3]!.met, null);
   assert.equal(r.throughputRatio, 1);
   assert.match(renderBenchText(r), /\? +failover stall, median: \?/);
+});
+
+Deno.test("failovers under netem are a section of their own, with the SPEC", () => {
+  const base = buildBenchReport(DIRECT, DIRECT, [run(5)], MACHINE);
+  assert.equal(base.failoverNetem, undefined);
+  assert.doesNotMatch(renderBenchText(base), /netem/);
+  const r = withNetemFailovers(base, { spec: "loss 1%", mode: "emulated" }, [
+    run(700),
+    run(1900, { completed: 15 }),
+    run(900),
+  ]);
+  assert.equal(r.failoverNetem?.stallMedianMs, 900);
+  assert.equal(r.failoverNetem?.stallMaxMs, 1900);
+  assert.equal(r.failoverNetem?.cleanRuns, 2);
+  // The clean failovers and the targets are untouched.
+  assert.deepEqual(r.failover, base.failover);
+  assert.deepEqual(r.targets, base.targets);
+  const text = renderBenchText(r);
+  assert.match(
+    text,
+    /failovers under netem "loss 1%" \(emulated\): 3 runs, 2 clean; longest stall median 900\.0 ms, max 1900\.0 ms/,
+  );
 });

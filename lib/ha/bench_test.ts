@@ -17,3 +17,9 @@ Deno.test("bench options out of range are refused", () => {
   assert.throws(() => checkBenchOptions({ latencyRequests: 0 }), RangeError);
   assert.throws(() => checkBenchOptions({ bulkBytesPerConnection: 2.5 }), RangeError);
 });
+
+Deno.test("a bench netem SPEC is checked before any lab is made", () => {
+  assert.equal(checkBenchOptions().netem, undefined);
+  assert.equal(checkBenchOptions({ netem: " loss  1% " }).netem, "loss 1%");
+  assert.throws(() => checkBenchOptions({ netem: "corrupt 1%" }), /corrupt is not accepted/);
+});

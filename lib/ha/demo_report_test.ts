@@ -135,3 +135,19 @@ Deno.test("takeovers are listed in time order; more than one is shown", () => {
   const one = buildDemoReport(CLEAN_LOAD, { ...CLEAN_FACTS, takeovers: [takeovers[0]!] }, SETUP);
   assert.doesNotMatch(renderDemoText(one), /takeovers/);
 });
+
+Deno.test("a demo under netem says so in its report and its text", () => {
+  const clean = buildDemoReport(CLEAN_LOAD, CLEAN_FACTS, SETUP);
+  assert.equal(clean.netem, null);
+  assert.doesNotMatch(renderDemoText(clean), /netem/);
+  const r = buildDemoReport(CLEAN_LOAD, CLEAN_FACTS, {
+    ...SETUP,
+    netem: { spec: "loss 1%", mode: "emulated" },
+  });
+  assert.deepEqual(r.netem, { spec: "loss 1%", mode: "emulated" });
+  assert.equal(r.ok, true);
+  assert.match(
+    renderDemoText(r),
+    /network {9}netem "loss 1%" on every link, both ways \(emulated\)/,
+  );
+});

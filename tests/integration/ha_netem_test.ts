@@ -38,12 +38,23 @@ async function text(program: string, args: string[]): Promise<string> {
 /** Everything that explains a failed run, for the assertion message. */
 async function evidence(cluster: Cluster): Promise<string> {
   const parts: string[] = [];
+  // What the agents logged: takeovers, peers going silent, being dropped from the group.
+  for (const node of cluster.nodes) {
+    parts.push(`node ${node.id} logged:\n${node.agent.lines("stderr").slice(-20).join("\n")}`);
+  }
   for (const node of cluster.nodes) {
     if (cluster.isDead(node.id)) continue;
     parts.push(
       await text("ip", ["netns", "exec", node.lab.netns, LAUNCHER, "ha", "status", "--json"]),
     );
     parts.push(await text("ip", ["netns", "exec", node.nfNetns, "ss", "-tinmoe"]));
+  }
+  // The client's side of each connection (a stuck one lingers unacknowledged in FIN-WAIT-1),
+  // and the NFs' TCP drop counters (PAWS, out-of-window, bad acks).
+  parts.push(await text("ip", ["netns", "exec", cluster.lab.client.netns, "ss", "-tinmoe"]));
+  for (const node of cluster.nodes) {
+    if (cluster.isDead(node.id)) continue;
+    parts.push(await text("ip", ["netns", "exec", node.nfNetns, "nstat", "-asz", "TcpExt*"]));
   }
   const sw = cluster.lab.switch.netns;
   parts.push(await text("tc", ["-n", sw, "-s", "qdisc", "show"]));
