@@ -148,6 +148,8 @@ pub const Counters = struct {
     conn_migrations_out: u64 = 0,
     conn_migrations_refused: u64 = 0,
     conns_reclaimed: u64 = 0,
+    isolations: u64 = 0,
+    isolated_drops: u64 = 0,
     handovers_sent: u64 = 0,
     inferred_mappings: u64 = 0,
     dropped_from_group: u64 = 0,
@@ -322,6 +324,13 @@ pub const Datapath = struct {
     /// A handover this node started: resent every interval until the target
     /// is heard as primary of a newer epoch (the datagram may be lost).
     handover_to: u8 = 0,
+    /// A primary cut off from everything (see `isolate`): it passes nothing
+    /// between the client and its NF until it hears a peer, or until the
+    /// client's frames have kept coming for the takeover silence alone.
+    isolated: bool = false,
+    isolated_client_since_ns: u64 = 0,
+    last_peer_ns: u64 = 0,
+    last_client_ns: u64 = 0,
     /// The last `ha migrate --conn` request this node handled, for status.
     conn_request: ConnRequest = .{},
     /// From a conn_owner notice to the connection resumed on this node, the last time.
@@ -494,6 +503,17 @@ pub const Datapath = struct {
         if (self.role == .failed or self.role == .fenced) {
             self.counters.silenced_frames += 1;
             return;
+        }
+        self.last_client_ns = now;
+        if (self.isolated) {
+            // The client is back but no peer yet: wait a silence for one (it
+            // may have taken over, and then we are fenced), else serve alone.
+            if (self.isolated_client_since_ns == 0) self.isolated_client_since_ns = now;
+            if (now -% self.isolated_client_since_ns <= self.silenceNs()) {
+                self.counters.isolated_drops += 1;
+                return;
+            }
+            self.isolated = false;
         }
         if (frame.len >= 14 + 28 and std.mem.readInt(u16, frame[12..14], .big) == 0x0806) {
             self.arp(frame);
@@ -671,7 +691,7 @@ pub const Datapath = struct {
         const a = frame[14..];
         const op = std.mem.readInt(u16, a[6..8], .big);
         const target = a[24..28];
-        if (op != 1 or !std.mem.eql(u8, target, &self.config.vip) or !self.emitting()) return;
+        if (op != 1 or !std.mem.eql(u8, target, &self.config.vip) or !self.emitting() or self.isolated) return;
         var reply: [42]u8 = undefined;
         @memcpy(reply[0..6], frame[6..12]);
         @memcpy(reply[6..12], &self.config.virtual_mac);
@@ -696,6 +716,10 @@ pub const Datapath = struct {
         self.counters.nf_frames += 1;
         if (self.role == .failed or self.role == .fenced) {
             self.counters.silenced_frames += 1;
+            return;
+        }
+        if (self.isolated) {
+            self.counters.isolated_drops += 1;
             return;
         }
         const p = packet.parse(frame) catch {
@@ -839,6 +863,8 @@ pub const Datapath = struct {
         assert(peer < self.config.peer_count);
         if (self.role == .failed) return;
         const header = wire.readHeader(datagram) catch return;
+        self.last_peer_ns = now;
+        self.isolated = false;
         const p = &self.peers[peer];
         if (p.heard and now -% p.last_heard_ns > p.gap_max_ns) p.gap_max_ns = now -% p.last_heard_ns;
         p.id = header.sender;
@@ -1329,10 +1355,36 @@ pub const Datapath = struct {
     // ------------------------------------------------------------ time
 
     /// Heartbeats, liveness, takeover, conn_open resends and cleanup.
+    fn silenceNs(self: *const Datapath) u64 {
+        return @as(u64, self.config.heartbeat_us) * std.time.ns_per_us * self.config.miss_threshold;
+    }
+
+    /// A primary whose peers and clients fell silent together was most
+    /// likely cut off (its link went down), not left alone by dead peers:
+    /// a replica may be taking over right now. If it came back and answered
+    /// the client's retransmissions before hearing the new primary's
+    /// heartbeat, its NF would emit for connections it no longer owns (the
+    /// split-brain test saw stale duplicate ACKs in that millisecond). Only
+    /// the moment the peers fall silent counts (within two silences of the
+    /// last one heard), and not just after a takeover, when the silence of
+    /// the dead old primary is expected.
+    fn isolate(self: *Datapath, now: u64) void {
+        const silence = self.silenceNs();
+        if (self.role != .primary or self.isolated or self.config.peer_count == 0 or self.last_peer_ns == 0) return;
+        const peers_quiet = now -% self.last_peer_ns;
+        if (peers_quiet <= silence or peers_quiet > 2 * silence) return;
+        if (now -% self.last_client_ns <= silence) return;
+        if (self.takeover_at_ns != 0 and now -% self.takeover_at_ns <= 2 * silence) return;
+        self.isolated = true;
+        self.isolated_client_since_ns = 0;
+        self.counters.isolations += 1;
+    }
+
     pub fn tick(self: *Datapath, now: u64) void {
         if (self.role == .failed) return;
         const interval = @as(u64, self.config.heartbeat_us) * std.time.ns_per_us;
         const silence = interval * self.config.miss_threshold;
+        self.isolate(now);
         var lost_member = false;
         for (self.peerSlice()) |*p| {
             // A primary waits longer before dropping a replica than a replica
@@ -2889,4 +2941,52 @@ test "per-connection migration: the primary hands one connection to a replica, w
     const r = try packet.parse(sent);
     try testing.expectEqual(@as(u16, 40), r.payload_len);
     try testing.expectEqual((try packet.parse(&fixtures.syn_ack)).seq +% 1, r.seq);
+}
+
+test "a primary cut off from peers and clients at once passes nothing until it hears a peer" {
+    var pair: Pair = .{};
+    try pair.init();
+    defer pair.deinit();
+    try pair.handshake(0x10, 1);
+    pair.p_rec.clear();
+    const silence = pair.primary.silenceNs();
+    // Peers and client fall silent together (its link went down).
+    var now: u64 = 50 + silence + silence / 2;
+    pair.primary.tick(now);
+    try testing.expect(pair.primary.isolated);
+    try testing.expectEqual(@as(u64, 1), pair.primary.counters.isolations);
+    // The link is back: the client's retransmission reaches neither its NF...
+    var buf: [frame_bytes_max]u8 = undefined;
+    now += 1000;
+    pair.primary.outerFrame(copyFrame(&buf, &fixtures.data), now);
+    try testing.expectEqual(@as(usize, 0), pair.p_rec.to_nf.items.len);
+    // ...nor does its NF's output reach the client.
+    pair.primary.innerFrame(buildServerData(&buf, 10), now);
+    try testing.expectEqual(@as(usize, 0), pair.p_rec.to_client.items.len);
+    try testing.expectEqual(@as(u64, 2), pair.primary.counters.isolated_drops);
+    // A peer's heartbeat ends it (and would fence it, were that a newer primary).
+    var hb: [wire.heartbeat_bytes]u8 = undefined;
+    wire.writeHeader(&hb, .{ .kind = .heartbeat, .sender = 2, .role = .replica, .primary = 1, .count = 0, .epoch = pair.primary.epoch });
+    wire.writeGroup(&hb, 0);
+    pair.primary.controlDatagram(0, &hb, now);
+    try testing.expect(!pair.primary.isolated);
+}
+
+test "an isolated primary whose client keeps coming for a silence with no peer serves alone" {
+    var pair: Pair = .{};
+    try pair.init();
+    defer pair.deinit();
+    try pair.handshake(0x10, 1);
+    const silence = pair.primary.silenceNs();
+    var now: u64 = 50 + silence + silence / 2;
+    pair.primary.tick(now);
+    try testing.expect(pair.primary.isolated);
+    var buf: [frame_bytes_max]u8 = undefined;
+    while (now < 50 + 3 * silence) : (now += silence / 10) {
+        pair.primary.outerFrame(copyFrame(&buf, &fixtures.data), now);
+    }
+    try testing.expect(!pair.primary.isolated);
+    // Long after, with the peer dead for good, idle clients do not isolate it again.
+    pair.primary.tick(now + 10 * silence);
+    try testing.expect(!pair.primary.isolated);
 }
