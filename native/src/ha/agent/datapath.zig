@@ -86,7 +86,8 @@ const nudge_after_ns: u64 = 200 * std.time.ns_per_ms;
 const closed_linger_ns: u64 = 3 * std.time.ns_per_s;
 const idle_timeout_ns: u64 = 600 * std.time.ns_per_s;
 /// Held frames older than this make the primary resend conn_open: the
-/// replica may have missed it and be holding the client's frames unmapped.
+/// replica may have missed it and be holding the client's frames unmapped,
+/// or its last report may have been lost (a repeat makes it report again).
 const conn_open_resend_ns: u64 = 5 * std.time.ns_per_ms;
 /// Nodes compare their NF's output in windows of this many bytes (a power
 /// of two dividing 2^32, so windows stay aligned when offsets wrap).
@@ -149,6 +150,8 @@ pub const Counters = struct {
     conn_migrations_refused: u64 = 0,
     conns_reclaimed: u64 = 0,
     isolations: u64 = 0,
+    repair_acks: u64 = 0,
+    holes_reported: u64 = 0,
     isolated_drops: u64 = 0,
     handovers_sent: u64 = 0,
     inferred_mappings: u64 = 0,
@@ -253,6 +256,17 @@ const Conn = struct {
     last_ns: u64 = 0,
     /// The NF's last frame on this connection (see nudge).
     nf_last_ns: u64 = 0,
+    /// What the client last got from us (primary space): the ack, window
+    /// and TSval a repair ACK must repeat to count as a duplicate.
+    out_known: bool = false,
+    ack_out: u32 = 0,
+    window_out: u16 = 0,
+    tsval_out: u32 = 0,
+    repair_ns: u64 = 0,
+    /// The client's latest TSval (a repair ACK echoes it).
+    client_tsval: ?u32 = null,
+    /// When this member last told the node serving it that its NF has a hole.
+    hole_sent_ns: u64 = 0,
 };
 
 const Checkpoint = struct { offset: u32 = 0, digest: u32 = 0 };
@@ -574,6 +588,7 @@ pub const Datapath = struct {
                 self.counters.acks_clamped_in += 1;
             }
             if (c.local_known and seqLt(c.acked_to_nf, delivered)) c.acked_to_nf = delivered;
+            if (p.options.timestamp_offset) |ts| c.client_tsval = std.mem.readInt(u32, frame[ts..][0..4], .big);
             if (p.flags & (packet.flag_syn | packet.flag_rst | packet.flag_fin) == 0) {
                 const len = p.tcp_offset + p.tcp_header_len;
                 if (len <= template_bytes_max) {
@@ -767,6 +782,13 @@ pub const Datapath = struct {
             c.rcv_known = true;
             if (!self.serves(c)) self.markDirty(c);
         }
+        // A pure ACK with SACK blocks: our NF holds client bytes past a hole.
+        const hole = p.payload_len == 0 and p.options.sack_blocks > 0 and
+            p.flags & (packet.flag_syn | packet.flag_fin | packet.flag_rst) == 0;
+        const hole_due = c.hole_sent_ns == 0 or now -% c.hole_sent_ns >= std.time.ns_per_ms;
+        if (hole and hole_due and !self.serves(c) and c.rcv_known) {
+            self.sendHole(c, now);
+        }
         if (p.flags & packet.flag_fin != 0) c.fin_nf = true;
         if (p.flags & packet.flag_rst != 0) self.close(c, now);
         if (c.fin_nf and c.fin_client and c.closed_ns == 0 and c.ack_max_known and !seqLt(c.ack_max, c.snd_nxt)) {
@@ -801,6 +823,12 @@ pub const Datapath = struct {
             self.counters.acks_clamped_out += 1;
         }
         rewriteMacs(frame, c.client_mac, self.config.virtual_mac);
+        if (p.flags & packet.flag_ack != 0) {
+            c.out_known = true;
+            c.ack_out = std.mem.readInt(u32, frame[p.tcp_offset + 8 ..][0..4], .big);
+            c.window_out = p.window;
+            if (p.options.timestamp_offset) |ts| c.tsval_out = std.mem.readInt(u32, frame[ts..][0..4], .big);
+        }
         self.counters.to_client += 1;
         self.sink.to_client(self.sink.ctx, frame);
     }
@@ -936,6 +964,13 @@ pub const Datapath = struct {
                 for (0..header.count) |i| self.staleNotice(peer, wire.readStale(datagram, i), now);
             },
             .migrate_request => if (self.emitting()) self.handOver(wire.readTarget(datagram), now),
+            .rcv_hole => {
+                for (0..header.count) |i| {
+                    const r = wire.readReport(datagram, i);
+                    const c = self.lookup(r.conn) orelse continue;
+                    if (self.serves(c) and c.held.count > 0) self.repair(c, now);
+                }
+            },
             .conn_owner => {
                 if (header.epoch != self.epoch or (self.role != .primary and self.role != .replica)) return;
                 for (0..header.count) |i| self.connOwner(peer, wire.readOwner(datagram, i), now);
@@ -977,7 +1012,12 @@ pub const Datapath = struct {
 
     fn connOpen(self: *Datapath, item: wire.ConnOpen, now: u64) void {
         const c = self.lookup(item.conn) orelse return;
-        if (c.primary_known) return;
+        if (c.primary_known) {
+            // A repeat: the primary still holds the client's bytes for us, so
+            // our last report may have been lost; say again where we are.
+            if (c.rcv_known and !self.serves(c)) self.markDirty(c);
+            return;
+        }
         c.primary_known = true;
         c.primary_isn = item.isn;
         c.primary_tsval = item.tsval;
@@ -1601,6 +1641,18 @@ pub const Datapath = struct {
         if (request.result == .handed) self.flushReports();
     }
 
+    /// Tells the node serving `c` that our NF lacks the client's bytes at
+    /// rcv_nxt while it holds later ones (see repair).
+    fn sendHole(self: *Datapath, c: *Conn, now: u64) void {
+        const to = self.peerIndex(self.ownerId(c)) orelse return;
+        var buf: [wire.header_bytes + wire.report_bytes]u8 = undefined;
+        self.writeOwnHeader(&buf, .rcv_hole, 1);
+        wire.writeReport(&buf, 0, .{ .conn = c.key, .rcv_nxt = c.rcv_nxt });
+        c.hole_sent_ns = now;
+        self.counters.holes_reported += 1;
+        self.sink.to_peer(self.sink.ctx, to, &buf);
+    }
+
     /// Tells every peer who serves `c` now.
     fn sendOwner(self: *Datapath, c: *Conn, now: u64) void {
         var buf: [wire.header_bytes + wire.owner_bytes]u8 = undefined;
@@ -1721,8 +1773,67 @@ pub const Datapath = struct {
         for (self.conns, 0..) |*c, i| {
             if (!self.conn_used[i] or c.held.count == 0 or !c.primary_known) continue;
             if (now -% c.held_since_ns < conn_open_resend_ns) continue;
+            // Also asks the members to report again: a lost report would
+            // otherwise hold the client's bytes until its next retransmission.
             if (now -% c.conn_open_sent_ns < conn_open_resend_ns) continue;
             self.sendConnOpen(c, now);
+        }
+    }
+
+    /// A member lacks a client segment this node holds (it was lost on the
+    /// member's port only: its NF's ACKs carry SACK blocks, and it sent a
+    /// rcv_hole), so everything after it waits here — and our NF,
+    /// fed nothing past the hole, sends the client no duplicate ACK: only the
+    /// client's retransmission timer would end it, and the held segments'
+    /// round-trip samples inflate that timer to seconds under loss. Three
+    /// duplicate ACKs whose SACK block covers what we hold beyond the hole
+    /// make the client retransmit the missing segment now (fast
+    /// retransmit), to every node. The SACKed bytes are held here, so the
+    /// promise is true; were this node to die, the client would find them
+    /// missing at its next timeout and send them again (a renege).
+    fn repair(self: *Datapath, c: *Conn, now: u64) void {
+        if (!c.out_known or c.template_len == 0 or !self.serves(c)) return;
+        if (c.repair_ns != 0 and now -% c.repair_ns < repair_interval_ns) return;
+        // The run of held bytes that starts after the client's acked point.
+        var start: u32 = 0;
+        var end: u32 = 0;
+        var found = false;
+        var at = c.held.head;
+        while (at != none) : (at = self.frame_next[at]) {
+            const p = packet.parse(self.frameBytes(at)) catch continue;
+            if (!seqLt(c.ack_out, p.seq)) continue; // the hole itself, or older
+            const seg_end = self.frame_end[at];
+            if (!found) {
+                start = p.seq;
+                end = seg_end;
+                found = true;
+            } else if (!seqLt(end, p.seq) and seqLt(end, seg_end)) {
+                end = seg_end;
+            } else if (seqLt(end, p.seq)) break;
+        }
+        if (!found) return;
+        c.repair_ns = now;
+        var buf: [repair_frame_bytes]u8 = undefined;
+        const tsecr = c.client_tsval;
+        const frame = buildRepairAck(&buf, .{
+            .destination_mac = c.client_mac,
+            .source_mac = self.config.virtual_mac,
+            .source_ip = std.mem.readInt(u32, &self.config.vip, .big),
+            .destination_ip = @truncate(c.key >> 32),
+            .source_port = @truncate(c.key),
+            .destination_port = @truncate(c.key >> 16),
+            .seq = c.snd_nxt +% c.seq_delta,
+            .ack = c.ack_out,
+            .window = c.window_out,
+            .tsval = c.tsval_out,
+            .tsecr = tsecr,
+            .sack_start = start,
+            .sack_end = end,
+        });
+        for (0..3) |_| {
+            self.counters.repair_acks += 1;
+            self.counters.to_client += 1;
+            self.sink.to_client(self.sink.ctx, frame);
         }
     }
 
@@ -1948,6 +2059,74 @@ const Reset = struct {
     destination_port: u16,
     seq: u32,
 };
+
+const repair_frame_bytes = packet.ethernet_header_len + 20 + 20 + 12 + 12;
+/// A held hole older than this draws repair ACKs, at most this often per connection.
+const repair_interval_ns: u64 = 5 * std.time.ns_per_ms;
+
+const RepairAck = struct {
+    destination_mac: Mac,
+    source_mac: Mac,
+    source_ip: u32,
+    destination_ip: u32,
+    source_port: u16,
+    destination_port: u16,
+    seq: u32,
+    ack: u32,
+    window: u16,
+    tsval: u32,
+    tsecr: ?u32,
+    sack_start: u32,
+    sack_end: u32,
+};
+
+/// A pure ACK with a timestamp (when the connection has them: PAWS) and one
+/// SACK block.
+fn buildRepairAck(out: *[repair_frame_bytes]u8, r: RepairAck) []u8 {
+    @memset(out, 0);
+    const options_len: u16 = if (r.tsecr != null) 24 else 12;
+    const total: u16 = 20 + 20 + options_len;
+    @memcpy(out[0..6], &r.destination_mac);
+    @memcpy(out[6..12], &r.source_mac);
+    std.mem.writeInt(u16, out[12..14], packet.ethertype_ipv4, .big);
+    const ip = out[packet.ethernet_header_len..][0..20];
+    ip[0] = 0x45;
+    std.mem.writeInt(u16, ip[2..4], total, .big);
+    std.mem.writeInt(u16, ip[6..8], 0x4000, .big); // don't fragment
+    ip[8] = 64;
+    ip[9] = packet.ip_protocol_tcp;
+    std.mem.writeInt(u32, ip[12..16], r.source_ip, .big);
+    std.mem.writeInt(u32, ip[16..20], r.destination_ip, .big);
+    std.mem.writeInt(u16, ip[10..12], ~packet.fold(packet.sumWords(0, ip)), .big);
+    const tcp = out[packet.ethernet_header_len + 20 ..][0 .. 20 + options_len];
+    std.mem.writeInt(u16, tcp[0..2], r.source_port, .big);
+    std.mem.writeInt(u16, tcp[2..4], r.destination_port, .big);
+    std.mem.writeInt(u32, tcp[4..8], r.seq, .big);
+    std.mem.writeInt(u32, tcp[8..12], r.ack, .big);
+    tcp[12] = @intCast((20 + options_len) / 4 << 4);
+    tcp[13] = packet.flag_ack;
+    std.mem.writeInt(u16, tcp[14..16], r.window, .big);
+    var o: usize = 20;
+    if (r.tsecr) |tsecr| {
+        tcp[o] = packet.option_nop;
+        tcp[o + 1] = packet.option_nop;
+        tcp[o + 2] = packet.option_timestamp;
+        tcp[o + 3] = 10;
+        std.mem.writeInt(u32, tcp[o + 4 ..][0..4], r.tsval, .big);
+        std.mem.writeInt(u32, tcp[o + 8 ..][0..4], tsecr, .big);
+        o += 12;
+    }
+    tcp[o] = packet.option_nop;
+    tcp[o + 1] = packet.option_nop;
+    tcp[o + 2] = packet.option_sack;
+    tcp[o + 3] = 10;
+    std.mem.writeInt(u32, tcp[o + 4 ..][0..4], r.sack_start, .big);
+    std.mem.writeInt(u32, tcp[o + 8 ..][0..4], r.sack_end, .big);
+    const frame = out[0 .. packet.ethernet_header_len + total];
+    const p = packet.parse(frame) catch unreachable;
+    packet.tcpChecksumRecompute(frame, p);
+    return frame;
+}
 
 /// A bare RST, no options: RFC 7323 lets a RST go without a timestamp (so
 /// no PAWS check), and Linux accepts one whose seq is exactly its rcv_nxt.
@@ -2989,4 +3168,90 @@ test "an isolated primary whose client keeps coming for a silence with no peer s
     // Long after, with the peer dead for good, idle clients do not isolate it again.
     pair.primary.tick(now + 10 * silence);
     try testing.expect(!pair.primary.isolated);
+}
+
+test "a segment lost on the replica's port only: the replica reports the hole, the primary draws a fast retransmit" {
+    var pair: Pair = .{};
+    try pair.init();
+    defer pair.deinit();
+    const shift: u32 = 0x300;
+    try pair.handshake(shift, 2);
+    pair.p_rec.clear();
+    pair.r_rec.clear();
+    // S reaches the primary only; S2, right after it, reaches both.
+    var s_buf: [frame_bytes_max]u8 = undefined;
+    pair.primary.outerFrame(copyFrame(&s_buf, &fixtures.data), 60);
+    var s2_buf: [frame_bytes_max]u8 = undefined;
+    const s2 = copyFrame(&s2_buf, &fixtures.data);
+    const d = try packet.parse(s2);
+    packet.translate(s2, d, .{ .seq_delta = d.payload_len });
+    pair.client(s2, 61);
+    try testing.expectEqual(@as(usize, 0), pair.p_rec.to_nf.items.len); // both held
+    // The replica's NF answers S2 with a duplicate ACK carrying a SACK block.
+    const synack = try packet.parse(&fixtures.syn_ack);
+    var ack_buf: [repair_frame_bytes]u8 = undefined;
+    const hole_ack = buildRepairAck(&ack_buf, .{
+        .destination_mac = fixtures.syn[6..12].*,
+        .source_mac = pair.replica.config.nf_mac,
+        .source_ip = synack.source_ip,
+        .destination_ip = synack.destination_ip,
+        .source_port = synack.source_port,
+        .destination_port = synack.destination_port,
+        .seq = synack.seq +% 1 +% shift,
+        .ack = d.seq,
+        .window = 500,
+        .tsval = 1,
+        .tsecr = 1,
+        .sack_start = d.seq +% d.payload_len,
+        .sack_end = d.seq +% 2 * d.payload_len,
+    });
+    pair.replica.innerFrame(hole_ack, 62);
+    try testing.expectEqual(@as(usize, 1), pair.r_rec.count(.rcv_hole));
+    pair.replica.flushReports();
+    pair.deliverPeers(63);
+    // Three duplicate ACKs to the client, SACKing what the primary holds past the hole.
+    try testing.expectEqual(@as(u64, 3), pair.primary.counters.repair_acks);
+    try testing.expectEqual(@as(usize, 3), pair.p_rec.to_client.items.len);
+    const sent = pair.p_rec.to_client.items[0];
+    const r = try packet.parse(sent);
+    try testing.expect(packet.checksumsValid(sent, r));
+    try testing.expectEqual(@as(u16, 0), r.payload_len);
+    try testing.expectEqual(d.seq, r.ack); // what the client got acknowledged: the hole
+    try testing.expectEqual(@as(u8, 1), r.options.sack_blocks);
+    const sack = r.options.sack_offset.?;
+    try testing.expectEqual(d.seq +% d.payload_len, std.mem.readInt(u32, sent[sack..][0..4], .big));
+    try testing.expectEqual(d.seq +% 2 * d.payload_len, std.mem.readInt(u32, sent[sack + 4 ..][0..4], .big));
+    try testing.expect(r.options.timestamp_offset != null);
+    // At most once per interval.
+    pair.replica.innerFrame(hole_ack, 2 * std.time.ns_per_ms);
+    pair.deliverPeers(2 * std.time.ns_per_ms);
+    try testing.expectEqual(@as(u64, 3), pair.primary.counters.repair_acks);
+}
+
+test "a lost report: the primary's repeated conn_open makes the replica report again" {
+    var pair: Pair = .{};
+    try pair.init();
+    defer pair.deinit();
+    try pair.handshake(0x20, 3);
+    pair.client(&fixtures.data, 60);
+    // The replica's NF acks the data, but its report is lost.
+    var buf: [frame_bytes_max]u8 = undefined;
+    const ack_frame = copyFrame(&buf, &fixtures.syn_ack);
+    const q = try packet.parse(ack_frame);
+    packet.translate(ack_frame, q, .{ .seq_delta = 0x20 +% 1, .ack_delta = 13, .tsval_delta = 3 });
+    ack_frame[q.tcp_offset + 13] = packet.flag_ack;
+    packet.tcpChecksumRecompute(ack_frame, q);
+    pair.replica.innerFrame(ack_frame, 70);
+    pair.replica.flushReports();
+    for (pair.r_rec.to_peer.items) |dg| testing.allocator.free(dg);
+    pair.r_rec.to_peer.clearRetainingCapacity();
+    pair.p_rec.clear();
+    // 5 ms on, the primary still holds the data and repeats conn_open.
+    const later = 6 * std.time.ns_per_ms;
+    pair.primary.tick(later);
+    try testing.expect(pair.p_rec.count(.conn_open) >= 1);
+    pair.deliverPeers(later);
+    pair.replica.flushReports();
+    pair.deliverPeers(later);
+    try testing.expectEqual(@as(usize, 1), pair.p_rec.to_nf.items.len); // released
 }

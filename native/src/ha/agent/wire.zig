@@ -11,7 +11,7 @@ pub const version: u8 = 1;
 /// Largest datagram we send: stays below any lab or LAN MTU.
 pub const datagram_bytes_max = 1400;
 
-pub const Kind = enum(u8) { heartbeat = 1, conn_open = 2, rcv_report = 3, fail_request = 4, handover = 5, migrate_request = 6, output_digest = 7, conn_stale = 8, conn_owner = 9, _ };
+pub const Kind = enum(u8) { heartbeat = 1, conn_open = 2, rcv_report = 3, fail_request = 4, handover = 5, migrate_request = 6, output_digest = 7, conn_stale = 8, conn_owner = 9, rcv_hole = 10, _ };
 pub const Role = enum(u8) { replica = 0, primary = 1, failed = 2, fenced = 3, _ };
 
 pub const Header = struct {
@@ -84,6 +84,8 @@ pub fn readOwner(datagram: []const u8, index: usize) Owner {
 }
 
 /// Replica -> primary: how far its NF's stack acknowledged the client's bytes.
+/// `rcv_hole` has the same items: the NF's ACKs carry SACK blocks, so it holds
+/// client bytes past a hole at rcv_nxt (the primary draws a fast retransmit).
 pub const Report = struct { conn: Key, rcv_nxt: u32 };
 pub const report_bytes = 12;
 pub const reports_max = (datagram_bytes_max - header_bytes) / report_bytes;
@@ -132,7 +134,7 @@ pub fn readHeader(datagram: []const u8) DecodeError!Header {
         .fail_request => 0,
         .handover, .migrate_request => target_bytes,
         .conn_open => @as(usize, header.count) * conn_open_bytes,
-        .rcv_report => @as(usize, header.count) * report_bytes,
+        .rcv_report, .rcv_hole => @as(usize, header.count) * report_bytes,
         .output_digest => @as(usize, header.count) * digest_bytes,
         .conn_stale => @as(usize, header.count) * stale_bytes,
         .conn_owner => @as(usize, header.count) * owner_bytes,
