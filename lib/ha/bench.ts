@@ -32,6 +32,7 @@ import {
   type FailoverRun,
   type PathFigures,
   withNetemFailovers,
+  withTwoReplicas,
 } from "./bench_report.ts";
 import { reliabArgv } from "./self_command.ts";
 
@@ -157,6 +158,18 @@ export async function runBench(options: BenchOptions = {}): Promise<BenchReport>
         await cluster.stop();
       }
     }
+    say("HA path with 2 replicas: three nodes, node 1 primary");
+    let ha2: PathFigures;
+    {
+      lab = await claimLab(o.name, 3);
+      const cluster = await startCluster(lab, clusterOptions(o, options));
+      try {
+        const namespaces = cluster.nodes.flatMap((n) => [n.lab.netns, n.nfNetns]);
+        ha2 = await measurePath(lab, lab.vip, namespaces, o, hz, options);
+      } finally {
+        await cluster.stop();
+      }
+    }
     const runs: FailoverRun[] = [];
     const migrations: FailoverRun[] = [];
     const plan = [
@@ -211,7 +224,8 @@ export async function runBench(options: BenchOptions = {}): Promise<BenchReport>
       cpus: navigator.hardwareConcurrency,
       kernel: Deno.osRelease(),
     }, migrations);
-    return netem === null ? report : withNetemFailovers(report, netem, netemRuns);
+    const full = withTwoReplicas(report, ha2);
+    return netem === null ? full : withNetemFailovers(full, netem, netemRuns);
   } finally {
     say(`taking lab "${o.name}" down`);
     await labDown({ name: o.name });

@@ -93,6 +93,12 @@ export interface BenchReport {
     readonly stallMaxMs: number | null;
     readonly cleanRuns: number;
   } | null;
+  /** The HA path with two replicas (three nodes): its overhead over direct. */
+  readonly ha2?: {
+    readonly path: PathFigures;
+    readonly p50OverheadUs: number;
+    readonly throughputRatio: number;
+  } | null;
   readonly targets: readonly TargetCheck[];
   readonly machine: { readonly cpus: number; readonly kernel: string };
 }
@@ -183,6 +189,26 @@ export function withNetemFailovers(
   return { ...report, failoverNetem: { netem, runs, ...stallFigures(runs) } };
 }
 
+/**
+ * The report with the two-replica path added.
+ *
+ * @example
+ * ```ts
+ * const full = withTwoReplicas(report, ha2);
+ * ```
+ */
+export function withTwoReplicas(report: BenchReport, path: PathFigures): BenchReport {
+  const d = report.direct;
+  return {
+    ...report,
+    ha2: {
+      path,
+      p50OverheadUs: path.latencyP50Us - d.latencyP50Us,
+      throughputRatio: d.throughputMBps > 0 ? path.throughputMBps / d.throughputMBps : 0,
+    },
+  };
+}
+
 function stallFigures(runs: readonly FailoverRun[]) {
   const stalls = runs.map((r) => r.longestStallMs);
   return {
@@ -235,6 +261,7 @@ export function renderBenchText(report: BenchReport): string {
       `${(report.throughputRatio * 100).toFixed(1)} %`,
     ),
     row("CPU (ms per MB)", cpu(d.cpuMsPerMB), cpu(h.cpuMsPerMB)),
+    ...(report.ha2 ? twoReplicaLines(report.ha2, cpu) : []),
     `  failovers: ${f.runs.length} runs, ${f.cleanRuns} clean; longest stall median ${
       f.stallMedianMs?.toFixed(1) ?? "?"
     } ms, max ${f.stallMaxMs?.toFixed(1) ?? "?"} ms`,
@@ -272,6 +299,20 @@ function netemLines(report: BenchReport): string[] {
       n.stallMedianMs?.toFixed(1) ?? "?"
     } ms, max ${n.stallMaxMs?.toFixed(1) ?? "?"} ms`,
     ...n.runs.map((r, i) => runText(r, i)),
+  ];
+}
+
+function twoReplicaLines(
+  t: NonNullable<BenchReport["ha2"]>,
+  cpu: (v: number | null) => string,
+): string[] {
+  return [
+    `  HA with 2 replicas: latency p50 ${t.path.latencyP50Us.toFixed(1)} µs ` +
+    `(+${t.p50OverheadUs.toFixed(1)}), p99 ${t.path.latencyP99Us.toFixed(1)} µs, ` +
+    `throughput ${t.path.throughputMBps.toFixed(1)} MB/s (${
+      (t.throughputRatio * 100).toFixed(1)
+    } %), ` +
+    `CPU ${cpu(t.path.cpuMsPerMB)} ms per MB`,
   ];
 }
 

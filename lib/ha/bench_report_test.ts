@@ -5,6 +5,7 @@ import {
   type PathFigures,
   renderBenchText,
   withNetemFailovers,
+  withTwoReplicas,
 } from "./bench_report.ts";
 
 const DIRECT: PathFigures = {
@@ -105,4 +106,23 @@ Deno.test("failovers under netem are a section of their own, with the SPEC", () 
     text,
     /failovers under netem "loss 1%" \(emulated\): 3 runs, 2 clean; longest stall median 900\.0 ms, max 1900\.0 ms/,
   );
+});
+
+Deno.test("the two-replica path is reported against the direct path", () => {
+  const base = buildBenchReport(DIRECT, DIRECT, [run(5)], MACHINE);
+  const two = {
+    ...DIRECT,
+    latencyP50Us: 100,
+    latencyP99Us: 300,
+    throughputMBps: 50,
+    cpuMsPerMB: 9,
+  };
+  const r = withTwoReplicas(base, two);
+  assert.equal(r.ha2?.p50OverheadUs, 60);
+  assert.equal(r.ha2?.throughputRatio, 0.25);
+  assert.match(
+    renderBenchText(r),
+    /HA with 2 replicas: latency p50 100\.0 µs \(\+60\.0\).*25\.0 %/,
+  );
+  assert.doesNotMatch(renderBenchText(base), /2 replicas/);
 });
