@@ -212,7 +212,9 @@ export async function runBench(options: BenchOptions = {}): Promise<BenchReport>
           midStream: facts.midStream,
           newPrimary: facts.newPrimary?.id ?? null,
           detectMs: takeover?.detectMs ?? null,
-          resumeMs: takeover?.resumeMs ?? null,
+          // A migration counts from the command on the old primary when the
+          // clocks allow it (one host), else from the handover's arrival.
+          resumeMs: takeover?.commandToResumeMs ?? takeover?.resumeMs ?? null,
           resumedConnections: takeover?.resumed ?? null,
         });
         say(`  longest stall ${summary.longestStallMs.toFixed(1)} ms`);

@@ -34,6 +34,8 @@ export interface TakeoverView {
   readonly connections: number | null;
   readonly resumed: number | null;
   readonly resumeMs: number | null;
+  /** A migration on one host: from the command on the old primary to the last connection resumed. */
+  readonly commandToResumeMs: number | null;
 }
 
 /** The part of `ha status --json` the demo and the tests read. */
@@ -182,6 +184,7 @@ export function parseHaStatus(text: string): HaStatusView {
       connections: optional("connections"),
       resumed: optional("resumed"),
       resumeMs: optional("resume_ms"),
+      commandToResumeMs: optional("command_to_resume_ms"),
     };
   }
   return {

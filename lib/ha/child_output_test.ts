@@ -66,6 +66,7 @@ Deno.test("status parses role, epoch, primary and takeover", () => {
       connections: null,
       resumed: null,
       resumeMs: null,
+      commandToResumeMs: null,
     },
     peersAlive: 0,
     peersTotal: 1,
@@ -84,6 +85,7 @@ Deno.test("status parses role, epoch, primary and takeover", () => {
       connections: 64,
       resumed: 63,
       resume_ms: 0.25,
+      command_to_resume_ms: 0.4,
     },
   }));
   assert.deepEqual(migrated.takeover, {
@@ -93,6 +95,7 @@ Deno.test("status parses role, epoch, primary and takeover", () => {
     connections: 64,
     resumed: 63,
     resumeMs: 0.25,
+    commandToResumeMs: 0.4,
   });
 });
 

@@ -33,6 +33,7 @@ const CLEAN_FACTS: FailoverFacts = {
       connections: 64,
       resumed: 64,
       resumeMs: 0.5,
+      commandToResumeMs: null,
     },
   },
   oldPrimaryRole: null,

@@ -39,6 +39,8 @@ export interface HaTakeover {
   readonly resumed?: number;
   /** From the decision to the last connection resumed (its NF kicked, its output replayed). */
   readonly resume_ms?: number;
+  /** A migration on one host: from the old primary's command to the last connection resumed. */
+  readonly command_to_resume_ms?: number;
 }
 
 /**

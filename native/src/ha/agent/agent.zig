@@ -41,6 +41,7 @@ const Snapshot = struct {
     takeover_conns: u32 = 0,
     takeover_resumed: u32 = 0,
     takeover_resume_ms: f64 = 0,
+    takeover_handover_ms: f64 = -1,
     conn_request: datapath_mod.ConnRequest = .{},
     conn_resume_ms: f64 = 0,
     uptime_ms: f64 = 0,
@@ -271,6 +272,12 @@ pub const Agent = struct {
             s.takeover_conns = dp.takeover_conns;
             s.takeover_resumed = dp.takeover_resumed;
             s.takeover_resume_ms = nsToMs(dp.takeover_resumed_ns -% dp.takeover_at_ns);
+            // Same host only (one monotonic clock): the old primary's command time.
+            const origin = dp.takeover_origin_ns;
+            // Plausible only if it came less than a second before the takeover:
+            // two hosts' monotonic clocks differ by far more than that.
+            const plausible = origin != 0 and origin <= dp.takeover_at_ns and dp.takeover_at_ns - origin < std.time.ns_per_s;
+            s.takeover_handover_ms = if (plausible and dp.takeover_resumed_ns >= origin) nsToMs(dp.takeover_resumed_ns - origin) else -1;
         }
         s.conn_request = dp.conn_request;
         s.conn_resume_ms = nsToMs(dp.conn_resume_ns);
@@ -300,9 +307,13 @@ pub const Agent = struct {
             s.connections, s.held, s.health.unmapped, s.health.holding, nsToMs(s.health.oldest_held_ns), s.health.pending,
         });
         if (s.takeover_unix_ms != 0) {
-            w.print("{{\"at_unix_ms\":{d:.3},\"detect_ms\":{d:.3},\"kind\":\"{s}\",\"connections\":{d},\"resumed\":{d},\"resume_ms\":{d:.3}}}", .{
+            w.print("{{\"at_unix_ms\":{d:.3},\"detect_ms\":{d:.3},\"kind\":\"{s}\",\"connections\":{d},\"resumed\":{d},\"resume_ms\":{d:.3}", .{
                 s.takeover_unix_ms, s.takeover_detect_ms, if (s.takeover_planned) "migration" else "failover", s.takeover_conns, s.takeover_resumed, s.takeover_resume_ms,
             });
+            // From the old primary's command to the last connection resumed
+            // here; only when both clocks are one (the same host).
+            if (s.takeover_handover_ms >= 0) w.print(",\"command_to_resume_ms\":{d:.3}", .{s.takeover_handover_ms});
+            w.print("}}", .{});
         } else w.print("null", .{});
         w.print(",\"conn_migration\":{{\"request\":{d},\"result\":\"{s}\",\"owner\":{d},\"matched\":{d},\"last_resume_ms\":{d:.3}}}", .{
             s.conn_request.seq, @tagName(s.conn_request.result), s.conn_request.owner, s.conn_request.matched, s.conn_resume_ms,
@@ -479,8 +490,12 @@ fn run(self: *Agent) void {
         }
         receiveFrames(self, &self.outer, &frames, .outer, now);
         receiveFrames(self, &self.inner, &frames, .inner, now);
-        receiveDatagrams(self, now);
-        self.dp.tick(now);
+        // A fresh clock for datagrams (and the tick after them, so time never
+        // goes back for the datapath): the frames above may have taken long,
+        // and a handover's resume time is measured from here.
+        const later = monotonicNs();
+        receiveDatagrams(self, later);
+        self.dp.tick(later);
         self.dp.flushReports();
         self.hb_state.store(packState(self.dp), .release);
         self.outer.flush();

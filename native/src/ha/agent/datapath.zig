@@ -351,6 +351,9 @@ pub const Datapath = struct {
     conn_resume_ns: u64 = 0,
     handover_epoch: u32 = 0,
     handover_sent_ns: u64 = 0,
+    handover_started_ns: u64 = 0,
+    /// The old primary's clock when it took the migrate command (see wire.handover_bytes).
+    takeover_origin_ns: u64 = 0,
     started_ns: u64,
     last_heartbeat_ns: u64 = 0,
     /// The agent sends periodic heartbeats from a thread of their own (see
@@ -979,7 +982,10 @@ pub const Datapath = struct {
                 // Only from the primary we follow, in its epoch, naming us.
                 const ours = self.role == .replica and header.sender == self.primary_id and
                     header.epoch == self.epoch and wire.readTarget(datagram) == self.config.id;
-                if (ours and !self.dropped) self.promote(now, 0, true);
+                if (ours and !self.dropped) {
+                    self.promote(now, 0, true);
+                    self.takeover_origin_ns = wire.readStarted(datagram);
+                }
             },
             _ => {},
         }
@@ -1522,6 +1528,7 @@ pub const Datapath = struct {
         self.takeover_at_ns = now;
         self.takeover_detect_ns = detect_ns;
         self.takeover_planned = planned;
+        self.takeover_origin_ns = 0;
         self.takeover_conns = 0;
         self.takeover_resumed = 0;
         self.takeover_resumed_ns = now;
@@ -1586,6 +1593,7 @@ pub const Datapath = struct {
         self.in_group = true;
         self.handover_to = to;
         self.handover_epoch = self.epoch;
+        self.handover_started_ns = now;
         self.counters.migrations_out += 1;
         for (self.conns, 0..) |*c, i| {
             if (!self.conn_used[i]) continue;
@@ -1707,9 +1715,10 @@ pub const Datapath = struct {
     }
 
     fn sendHandover(self: *Datapath, now: u64) void {
-        var buf: [wire.header_bytes + wire.target_bytes]u8 = undefined;
+        var buf: [wire.header_bytes + wire.handover_bytes]u8 = undefined;
         self.writeOwnHeader(&buf, .handover, 0);
         wire.writeTarget(&buf, self.handover_to);
+        wire.writeStarted(&buf, self.handover_started_ns);
         self.handover_sent_ns = now;
         for (0..self.config.peer_count) |i| {
             self.counters.handovers_sent += 1;

@@ -63,6 +63,19 @@ pub fn writeTarget(out: []u8, target: u8) void {
     out[header_bytes] = target;
 }
 
+/// A handover also carries when the old primary took the command (its
+/// monotonic clock): on one host (the lab) the target measures command to
+/// serving; across hosts the figure means nothing and is not reported.
+pub const handover_bytes = target_bytes + 8;
+
+pub fn writeStarted(out: []u8, started_ns: u64) void {
+    std.mem.writeInt(u64, out[header_bytes + target_bytes ..][0..8], started_ns, .big);
+}
+
+pub fn readStarted(datagram: []const u8) u64 {
+    return std.mem.readInt(u64, datagram[header_bytes + target_bytes ..][0..8], .big);
+}
+
 pub fn readTarget(datagram: []const u8) u8 {
     return datagram[header_bytes];
 }
@@ -132,7 +145,8 @@ pub fn readHeader(datagram: []const u8) DecodeError!Header {
     const body: usize = switch (header.kind) {
         .heartbeat => group_bytes,
         .fail_request => 0,
-        .handover, .migrate_request => target_bytes,
+        .handover => handover_bytes,
+        .migrate_request => target_bytes,
         .conn_open => @as(usize, header.count) * conn_open_bytes,
         .rcv_report, .rcv_hole => @as(usize, header.count) * report_bytes,
         .output_digest => @as(usize, header.count) * digest_bytes,
@@ -248,7 +262,10 @@ test "messages round-trip; short, foreign and unknown datagrams are refused" {
     try std.testing.expect(reports_max >= 100);
     writeHeader(&buf, .{ .kind = .handover, .sender = 1, .role = .replica, .primary = 3, .count = 0, .epoch = 17 });
     writeTarget(&buf, 3);
-    try std.testing.expectEqual(Kind.handover, (try readHeader(buf[0 .. header_bytes + target_bytes])).kind);
+    writeStarted(&buf, 123456789);
+    try std.testing.expectEqual(Kind.handover, (try readHeader(buf[0 .. header_bytes + handover_bytes])).kind);
+    try std.testing.expectEqual(@as(u64, 123456789), readStarted(&buf));
+    try std.testing.expectError(error.TooShort, readHeader(buf[0 .. header_bytes + target_bytes]));
     try std.testing.expectEqual(@as(u8, 3), readTarget(&buf));
     try std.testing.expectError(error.TooShort, readHeader(buf[0..header_bytes]));
     writeHeader(&buf, .{ .kind = .conn_owner, .sender = 1, .role = .primary, .primary = 1, .count = 1, .epoch = 17 });
