@@ -9,9 +9,9 @@ import { runCli } from "../_support/cli.ts";
 import { labDown, labLeftovers } from "../../lib/ha/lab.ts";
 import { claimLab } from "../../lib/ha/demo.ts";
 import { type Cluster, startCluster } from "../../lib/ha/lab_cluster.ts";
-import { NetnsProcess } from "../../lib/ha/_netns_process.ts";
-import { parseLoadProgress, parseLoadSummary } from "../../lib/ha/child_output.ts";
-import { reliabArgv } from "../../lib/ha/self_command.ts";
+import type { NetnsProcess } from "../../lib/ha/_netns_process.ts";
+import { parseLoadSummary } from "../../lib/ha/child_output.ts";
+import { startLoad, untilShare } from "../_support/ha_load.ts";
 
 const NAME = `rlmc${Deno.pid % 10_000}`;
 const CONNECTIONS = 8;
@@ -31,24 +31,8 @@ Deno.test("'reliab ha migrate --conn' moves one live connection and back; the ot
     const lab = await claimLab(NAME, 2);
     cluster = await startCluster(lab, { port: 7000 });
     const [n1, n2] = [cluster.node(1).lab.netns, cluster.node(2).lab.netns];
-    load = new NetnsProcess(lab.client.netns, [
-      ...reliabArgv(),
-      "ha",
-      "load",
-      "--connect",
-      `${lab.vip}:7000`,
-      "--connections",
-      String(CONNECTIONS),
-      "--bytes",
-      String(BYTES),
-      "--progress-ms",
-      "20",
-      "--json",
-    ]);
-    await load.waitForLine("stderr", (line) => {
-      const p = parseLoadProgress(line);
-      return p !== undefined && p.connected === CONNECTIONS && p.verified >= 0.1 * p.total;
-    }, { timeoutMs: 60_000, action: "The load made no progress", hint: "" });
+    load = startLoad(lab, 7000, CONNECTIONS, BYTES);
+    await untilShare(load, CONNECTIONS, 0.1);
     // One established connection's client address, as the client sees it.
     const ss = await new Deno.Command("ip", {
       args: [

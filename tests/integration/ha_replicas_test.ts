@@ -9,20 +9,13 @@ import assert from "node:assert/strict";
 import { labDown, labLeftovers } from "../../lib/ha/lab.ts";
 import { claimLab } from "../../lib/ha/demo.ts";
 import { type Cluster, startCluster } from "../../lib/ha/lab_cluster.ts";
-import { NetnsProcess } from "../../lib/ha/_netns_process.ts";
-import { parseLoadProgress, parseLoadSummary } from "../../lib/ha/child_output.ts";
-import { reliabArgv } from "../../lib/ha/self_command.ts";
+import type { NetnsProcess } from "../../lib/ha/_netns_process.ts";
+import { parseLoadSummary } from "../../lib/ha/child_output.ts";
+import { startLoad, untilShare } from "../_support/ha_load.ts";
 
 const NAME = `rlrp${Deno.pid % 10_000}`;
 const CONNECTIONS = 32;
 const BYTES = 2 * 1024 * 1024;
-
-async function untilShare(load: NetnsProcess, share: number): Promise<void> {
-  await load.waitForLine("stderr", (line) => {
-    const p = parseLoadProgress(line);
-    return p !== undefined && p.connected === CONNECTIONS && p.verified >= share * p.total;
-  }, { timeoutMs: 120_000, action: "The load made no progress", hint: "see ha status" });
-}
 
 /** Waits until node `id` is primary above `epochAbove` and hears every other live node. */
 async function untilPrimaryWithGroup(
@@ -48,21 +41,8 @@ Deno.test("three nodes: the survivors re-form a group and survive a second failu
     const lab = await claimLab(NAME, 3);
     cluster = await startCluster(lab, { port: 7000 });
     const epoch1 = (await cluster.status(1)).epoch;
-    load = new NetnsProcess(lab.client.netns, [
-      ...reliabArgv(),
-      "ha",
-      "load",
-      "--connect",
-      `${lab.vip}:7000`,
-      "--connections",
-      String(CONNECTIONS),
-      "--bytes",
-      String(BYTES),
-      "--progress-ms",
-      "20",
-      "--json",
-    ]);
-    await untilShare(load, 0.2);
+    load = startLoad(lab, 7000, CONNECTIONS, BYTES);
+    await untilShare(load, CONNECTIONS, 0.2);
     await cluster.kill(1, "sigkill");
     // Node 2, the lowest surviving id, takes over; node 3 follows it.
     const s2 = await untilPrimaryWithGroup(cluster, 2, epoch1, 1);
@@ -70,7 +50,7 @@ Deno.test("three nodes: the survivors re-form a group and survive a second failu
     assert.equal(s3.role, "replica", JSON.stringify(s3));
     assert.equal(s3.primaryId, 2, JSON.stringify(s3));
 
-    await untilShare(load, 0.5);
+    await untilShare(load, CONNECTIONS, 0.5);
     await cluster.kill(2, "sigkill");
     const last = await untilPrimaryWithGroup(cluster, 3, s2.epoch, 0);
 

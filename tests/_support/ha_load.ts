@@ -1,0 +1,41 @@
+// The verifying load client (`reliab ha load`) in a lab's client namespace,
+// as the ha integration tests start it, and a wait for a share of its stream.
+import type { Lab } from "../../lib/ha/lab.ts";
+import { NetnsProcess } from "../../lib/ha/_netns_process.ts";
+import { parseLoadProgress } from "../../lib/ha/child_output.ts";
+import { reliabArgv } from "../../lib/ha/self_command.ts";
+
+/** Starts `ha load` against the lab's VIP: `connections` streams of `bytes` each way. */
+export function startLoad(
+  lab: Lab,
+  port: number,
+  connections: number,
+  bytes: number,
+): NetnsProcess {
+  return new NetnsProcess(lab.client.netns, [
+    ...reliabArgv(),
+    "ha",
+    "load",
+    "--connect",
+    `${lab.vip}:${port}`,
+    "--connections",
+    String(connections),
+    "--bytes",
+    String(bytes),
+    "--progress-ms",
+    "20",
+    "--json",
+  ]);
+}
+
+/** Waits until every connection is up and `share` of the stream came back verified. */
+export async function untilShare(
+  load: NetnsProcess,
+  connections: number,
+  share: number,
+): Promise<void> {
+  await load.waitForLine("stderr", (line) => {
+    const p = parseLoadProgress(line);
+    return p !== undefined && p.connected === connections && p.verified >= share * p.total;
+  }, { timeoutMs: 120_000, action: "The load made no progress", hint: "see 'reliab ha status'" });
+}
