@@ -55,7 +55,7 @@ Node agent (run inside a node's namespace with 'ip netns exec NODE ./reliab ...'
 Test tools (run inside a lab namespace with 'ip netns exec NS ./reliab ...'):
   reliab ha nf --listen ADDR:PORT [--mode echo|kv]
   reliab ha load --connect ADDR:PORT [--connections N] [--bytes N] [--seed N]
-       [--progress-ms N] [--json]
+       [--progress-ms N] [--timeout-ms N] [--json]
   ${DEMO_USAGE.latency}
   reliab ha xdp-count --iface IF [--mode generic|native] [--duration-ms N] [--json]`;
 
@@ -64,7 +64,7 @@ const USAGE = {
   down: "reliab ha lab down [--name NAME]",
   nf: "reliab ha nf --listen ADDR:PORT [--mode echo|kv]",
   load:
-    "reliab ha load --connect ADDR:PORT [--connections N] [--bytes N] [--seed N] [--progress-ms N] [--json]",
+    "reliab ha load --connect ADDR:PORT [--connections N] [--bytes N] [--seed N] [--progress-ms N] [--timeout-ms N] [--json]",
   xdp: "reliab ha xdp-count --iface IF [--mode generic|native] [--duration-ms N] [--json]",
 } as const;
 
@@ -173,6 +173,7 @@ async function loadCommand(args: string[]): Promise<number> {
     bytes: { type: "string" },
     seed: { type: "string" },
     "progress-ms": { type: "string" },
+    "timeout-ms": { type: "string" },
     json: { type: "boolean" },
   }, USAGE.load);
   if (values.help) return usage(USAGE.load);
@@ -184,6 +185,10 @@ async function loadCommand(args: string[]): Promise<number> {
     connections: integer(values.connections ?? "8", "--connections", USAGE.load),
     bytesPerConnection: integer(values.bytes ?? String(1024 * 1024), "--bytes", USAGE.load),
     seed: integer(values.seed ?? "1", "--seed", USAGE.load),
+    // A lossy network (--netem) can need longer than the default 30 s per connection.
+    ...(values["timeout-ms"] === undefined
+      ? {}
+      : { timeoutMs: integer(values["timeout-ms"], "--timeout-ms", USAGE.load) }),
     // Progress lines on stderr: how the demo knows when to kill the primary mid-stream.
     ...(values["progress-ms"] === undefined ? {} : {
       progressIntervalMs: integer(values["progress-ms"], "--progress-ms", USAGE.load),

@@ -211,6 +211,8 @@ export interface FailoverUnderLoadOptions {
   readonly kill: KillMode;
   /** Share of the stream verified before the kill, 0 < f < 1. */
   readonly killAtFraction: number;
+  /** How long each load connection may take in all (default 30 s; lossy networks need more). */
+  readonly loadTimeoutMs?: number | undefined;
   readonly signal?: AbortSignal | undefined;
   readonly onProgress?: ((message: string) => void) | undefined;
 }
@@ -255,6 +257,7 @@ export async function failoverUnderLoad(
     String(o.bytesPerConnection),
     "--progress-ms",
     String(PROGRESS_MS),
+    ...(o.loadTimeoutMs === undefined ? [] : ["--timeout-ms", String(o.loadTimeoutMs)]),
     "--json",
   ]);
   try {

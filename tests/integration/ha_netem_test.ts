@@ -76,6 +76,8 @@ async function failoverCase(spec: string): Promise<void> {
       bytesPerConnection: BYTES,
       kill: "sigkill",
       killAtFraction: 0.25,
+      // Repeated losses push the client's timeouts to seconds (see ARCHITECTURE).
+      loadTimeoutMs: 120_000,
     });
     const seconds = ((performance.now() - started) / 1000).toFixed(1);
     console.log(
