@@ -148,28 +148,10 @@ export async function runBench(options: BenchOptions = {}): Promise<BenchReport>
       await nf.terminate();
     }
     say("HA path: agents on both nodes, node 1 primary, node 2 replica");
-    let ha: PathFigures;
-    {
-      const cluster = await startCluster(lab, clusterOptions(o, options));
-      try {
-        const namespaces = cluster.nodes.flatMap((n) => [n.lab.netns, n.nfNetns]);
-        ha = await measurePath(lab, lab.vip, namespaces, o, hz, options);
-      } finally {
-        await cluster.stop();
-      }
-    }
+    const ha = await measureCluster(lab, o, hz, options);
     say("HA path with 2 replicas: three nodes, node 1 primary");
-    let ha2: PathFigures;
-    {
-      lab = await claimLab(o.name, 3);
-      const cluster = await startCluster(lab, clusterOptions(o, options));
-      try {
-        const namespaces = cluster.nodes.flatMap((n) => [n.lab.netns, n.nfNetns]);
-        ha2 = await measurePath(lab, lab.vip, namespaces, o, hz, options);
-      } finally {
-        await cluster.stop();
-      }
-    }
+    lab = await claimLab(o.name, 3);
+    const ha2 = await measureCluster(lab, o, hz, options);
     const runs: FailoverRun[] = [];
     const migrations: FailoverRun[] = [];
     const plan = [
@@ -231,6 +213,22 @@ export async function runBench(options: BenchOptions = {}): Promise<BenchReport>
   } finally {
     say(`taking lab "${o.name}" down`);
     await labDown({ name: o.name });
+  }
+}
+
+/** Agents on every node of `lab`, then the path through the VIP, with their CPU. */
+async function measureCluster(
+  lab: Lab,
+  o: Checked,
+  hz: number,
+  options: BenchOptions,
+): Promise<PathFigures> {
+  const cluster = await startCluster(lab, clusterOptions(o, options));
+  try {
+    const namespaces = cluster.nodes.flatMap((n) => [n.lab.netns, n.nfNetns]);
+    return await measurePath(lab, lab.vip, namespaces, o, hz, options);
+  } finally {
+    await cluster.stop();
   }
 }
 
