@@ -446,7 +446,7 @@ pub const Datapath = struct {
         return conns_max - self.conn_free_len;
     }
 
-    pub const Stuck = struct { key: wire.Key = 0, held: u16 = 0, pending: u16 = 0, mapped: bool = false, members: u16 = 0, reported: u16 = 0, need: u32 = 0, first_end: u32 = 0, rcv_nxt: u32 = 0, snd_nxt: u32 = 0, ack_max: u32 = 0, acked_to_nf: u32 = 0, kick_pending: bool = false, fins: u8 = 0, idle_ms: u32 = 0 };
+    pub const Stuck = struct { key: wire.Key = 0, held: u16 = 0, pending: u16 = 0, mapped: bool = false, members: u16 = 0, reported: u16 = 0, need: u32 = 0, first_end: u32 = 0, rcv_nxt: u32 = 0, snd_nxt: u32 = 0, ack_max: u32 = 0, acked_to_nf: u32 = 0, kick_pending: bool = false, fins: u8 = 0, idle_ms: u32 = 0, local_isn: u32 = 0, client_isn: u32 = 0, client_tsval: u32 = 0 };
     pub const Health = struct { unmapped: u32 = 0, holding: u32 = 0, oldest_held_ns: u64 = 0, pending: u32 = 0, stuck: [4]Stuck = @splat(.{}), stuck_len: u8 = 0 };
 
     /// Connections that wait for something, for status (a scan: call it rarely).
@@ -480,6 +480,9 @@ pub const Datapath = struct {
                     .snd_nxt = c.snd_nxt,
                     .ack_max = c.ack_max,
                     .acked_to_nf = c.acked_to_nf,
+                    .local_isn = c.local_isn,
+                    .client_isn = c.client_isn,
+                    .client_tsval = c.client_tsval orelse 0,
                     .kick_pending = c.kick_pending,
                     .fins = @as(u8, @intFromBool(c.fin_client)) | @as(u8, @intFromBool(c.fin_nf)) << 1,
                     .idle_ms = @intCast(@min((now -% c.last_ns) / std.time.ns_per_ms, 1 << 30)),
@@ -591,7 +594,11 @@ pub const Datapath = struct {
                 self.counters.acks_clamped_in += 1;
             }
             if (c.local_known and seqLt(c.acked_to_nf, delivered)) c.acked_to_nf = delivered;
-            if (p.options.timestamp_offset) |ts| c.client_tsval = std.mem.readInt(u32, frame[ts..][0..4], .big);
+            if (p.options.timestamp_offset) |ts| {
+                // The newest, in TS order (a duplicate or reordered segment may be older).
+                const tsval = std.mem.readInt(u32, frame[ts..][0..4], .big);
+                if (c.client_tsval == null or seqLt(c.client_tsval.?, tsval)) c.client_tsval = tsval;
+            }
             if (p.flags & (packet.flag_syn | packet.flag_rst | packet.flag_fin) == 0) {
                 const len = p.tcp_offset + p.tcp_header_len;
                 if (len <= template_bytes_max) {
@@ -2251,6 +2258,14 @@ fn buildFromTemplate(c: *const Conn, out: []u8, seq: u32, ack: u32, payload_len:
         // kind and length sit just before the first edge.
         @memset(frame[sack - 2 .. sack + @as(u16, p.options.sack_blocks) * 8], packet.option_nop);
     }
+    // The client's newest TSval, not the template's: the template skips FIN
+    // segments, and once the client's FIN (sent when it finished writing)
+    // gave the NF a newer timestamp, PAWS made the NF drop every synthetic
+    // ACK built with the older one. Its output then never drained after a
+    // takeover: the connection stalled for good (seen under netem loss).
+    if (p.options.timestamp_offset) |ts| {
+        if (c.client_tsval) |tsval| std.mem.writeInt(u32, frame[ts..][0..4], tsval, .big);
+    }
     const q = packet.parse(frame) catch return null;
     packet.tcpChecksumRecompute(frame, q);
     return frame;
@@ -3263,4 +3278,40 @@ test "a lost report: the primary's repeated conn_open makes the replica report a
     pair.replica.flushReports();
     pair.deliverPeers(later);
     try testing.expectEqual(@as(usize, 1), pair.p_rec.to_nf.items.len); // released
+}
+
+test "synthetic ACKs carry the client's newest TSval, also when that came with its FIN" {
+    var pair: Pair = .{};
+    try pair.init();
+    defer pair.deinit();
+    try pair.handshake(0x40, 5);
+    pair.client(&fixtures.data, 60); // the template: this segment's header
+    // The client's FIN, with a newer TSval (the template skips FINs).
+    var fin_buf: [frame_bytes_max]u8 = undefined;
+    const fin = copyFrame(&fin_buf, &fixtures.data);
+    const f = try packet.parse(fin);
+    packet.translate(fin, f, .{ .seq_delta = f.payload_len });
+    const ts = f.options.timestamp_offset.?;
+    const newer = std.mem.readInt(u32, fin[ts..][0..4], .big) +% 1000;
+    std.mem.writeInt(u32, fin[ts..][0..4], newer, .big);
+    fin[f.tcp_offset + 13] |= packet.flag_fin;
+    packet.tcpChecksumRecompute(fin, f);
+    pair.client(fin, 61);
+    pair.r_rec.clear();
+    // The client acks 100 bytes of output the replica's NF then sends: a synthetic ACK follows.
+    var buf: [frame_bytes_max]u8 = undefined;
+    const frame = copyFrame(&buf, &fixtures.data);
+    const p = try packet.parse(frame);
+    packet.translate(frame, p, .{ .ack_delta = 100, .seq_delta = f.payload_len + 1 });
+    pair.replica.outerFrame(frame, 62);
+    var out_buf: [frame_bytes_max]u8 = undefined;
+    const out = buildServerData(&out_buf, 100);
+    const o = try packet.parse(out);
+    packet.translate(out, o, .{ .seq_delta = 0x40, .tsval_delta = 5 });
+    pair.replica.innerFrame(out, 63);
+    const synthetic = pair.r_rec.to_nf.items[pair.r_rec.to_nf.items.len - 1];
+    const q = try packet.parse(synthetic);
+    try testing.expectEqual(@as(u16, 0), q.payload_len);
+    try testing.expect(std.mem.readInt(u32, synthetic[q.options.timestamp_offset.?..][0..4], .big) == newer);
+    try testing.expect(packet.checksumsValid(synthetic, q));
 }
