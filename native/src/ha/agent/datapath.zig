@@ -151,6 +151,7 @@ pub const Counters = struct {
     conns_reclaimed: u64 = 0,
     isolations: u64 = 0,
     repair_acks: u64 = 0,
+    beyond_window_acks: u64 = 0,
     holes_reported: u64 = 0,
     isolated_drops: u64 = 0,
     handovers_sent: u64 = 0,
@@ -263,6 +264,12 @@ const Conn = struct {
     window_out: u16 = 0,
     tsval_out: u32 = 0,
     repair_ns: u64 = 0,
+    /// The right edge of the NF's own receive window (its ack + window, by
+    /// its window scale): a client segment past it is dropped by the NF's
+    /// stack, ACK field and all (see clientSegment).
+    nf_wscale: u8 = 0,
+    nf_right_known: bool = false,
+    nf_right: u32 = 0,
     /// The client's latest TSval (a repair ACK echoes it).
     client_tsval: ?u32 = null,
     /// When this member last told the node serving it that its NF has a hole.
@@ -612,6 +619,22 @@ pub const Datapath = struct {
         rewriteMacs(frame, self.config.nf_mac, self.config.inner_mac);
         const end = segmentEnd(p);
         const occupies = end != p.seq;
+        // A segment ending past the NF's receive window is dropped whole by
+        // its stack (Linux: beyond the window, or past it while data waits
+        // unread), its ACK unread. After a takeover the client may have sent
+        // that far against the old primary's larger window: then every one of
+        // its segments is dropped, the NF's output is never acknowledged, its
+        // application blocks writing, stops reading, and the window never
+        // opens — the connection stalls for good. So the ACK also goes alone,
+        // at the NF's rcv_nxt, where the window check passes.
+        if (p.flags & packet.flag_ack != 0 and c.nf_right_known and c.rcv_known and c.template_len != 0 and
+            seqLt(c.nf_right, end) and p.flags & (packet.flag_syn | packet.flag_rst) == 0)
+        {
+            if (buildFromTemplate(c, &self.scratch, c.rcv_nxt, c.acked_to_nf, 0)) |ack_alone| {
+                self.counters.beyond_window_acks += 1;
+                self.deliverToNf(ack_alone);
+            }
+        }
         if (c.owner_notices_left > 0 and now -% c.owner_notice_ns >= std.time.ns_per_ms) self.sendOwner(c, now);
         if (!self.serves(c) or !occupies or p.flags & packet.flag_rst != 0) {
             self.deliverToNf(frame);
@@ -761,6 +784,7 @@ pub const Datapath = struct {
         const syn_ack = p.flags & (packet.flag_syn | packet.flag_ack) == (packet.flag_syn | packet.flag_ack);
         if (syn_ack and !c.local_known) {
             c.local_known = true;
+            c.nf_wscale = @min(p.options.window_scale orelse 0, 14);
             c.local_isn = p.seq;
             c.snd_nxt = p.seq;
             c.acked_to_nf = p.seq;
@@ -784,6 +808,10 @@ pub const Datapath = struct {
         if (c.check.stale) return; // reset: what its NF still says goes nowhere
         const end = segmentEnd(p);
         if (seqLt(c.snd_nxt, end)) c.snd_nxt = end;
+        if (p.flags & packet.flag_ack != 0 and p.flags & packet.flag_syn == 0) {
+            c.nf_right = p.ack +% (@as(u32, p.window) << @intCast(c.nf_wscale));
+            c.nf_right_known = true;
+        }
         if (p.flags & packet.flag_ack != 0 and (!c.rcv_known or !seqLt(p.ack, c.rcv_nxt))) {
             // A repeated ack is reported again too: the NF repeats an ack when
             // the client retransmits, which it does because the primary still
@@ -3314,4 +3342,37 @@ test "synthetic ACKs carry the client's newest TSval, also when that came with i
     try testing.expectEqual(@as(u16, 0), q.payload_len);
     try testing.expect(std.mem.readInt(u32, synthetic[q.options.timestamp_offset.?..][0..4], .big) == newer);
     try testing.expect(packet.checksumsValid(synthetic, q));
+}
+
+test "a client segment past the NF's receive window also brings its ACK alone, at the NF's rcv_nxt" {
+    var pair: Pair = .{};
+    try pair.init();
+    defer pair.deinit();
+    const shift: u32 = 0x10;
+    try pair.handshake(shift, 1);
+    // The replica's NF advertises a zero window (its application stopped reading).
+    var buf: [frame_bytes_max]u8 = undefined;
+    const closed = copyFrame(&buf, &fixtures.syn_ack);
+    const q = try packet.parse(closed);
+    packet.translate(closed, q, .{ .seq_delta = shift +% 1, .tsval_delta = 1 });
+    closed[q.tcp_offset + 13] = packet.flag_ack;
+    std.mem.writeInt(u16, closed[q.tcp_offset + 14 ..][0..2], 0, .big);
+    packet.tcpChecksumRecompute(closed, q);
+    pair.replica.innerFrame(closed, 40);
+    pair.r_rec.clear();
+    // Client data past that window: the NF will drop it, ACK field and all.
+    pair.client(&fixtures.data, 50);
+    try testing.expectEqual(@as(u64, 1), pair.replica.counters.beyond_window_acks);
+    try testing.expectEqual(@as(usize, 2), pair.r_rec.to_nf.items.len);
+    const alone = try packet.parse(pair.r_rec.to_nf.items[0]);
+    try testing.expectEqual(@as(u16, 0), alone.payload_len);
+    try testing.expectEqual((try packet.parse(&fixtures.syn)).seq +% 1, alone.seq); // the NF's rcv_nxt
+    try testing.expect(packet.checksumsValid(pair.r_rec.to_nf.items[0], alone));
+    try testing.expectEqual(@as(u16, 13), (try packet.parse(pair.r_rec.to_nf.items[1])).payload_len);
+    // Inside an open window: no extra ACK.
+    std.mem.writeInt(u16, closed[q.tcp_offset + 14 ..][0..2], 100, .big);
+    packet.tcpChecksumRecompute(closed, q);
+    pair.replica.innerFrame(closed, 60);
+    pair.client(&fixtures.data, 70);
+    try testing.expectEqual(@as(u64, 1), pair.replica.counters.beyond_window_acks);
 }
