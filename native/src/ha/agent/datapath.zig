@@ -518,7 +518,7 @@ pub const Datapath = struct {
     /// members, emits its NF's output, and takes the others' reports.
     fn serves(self: *const Datapath, c: *const Conn) bool {
         if (c.owner == 0) return self.emitting();
-        return c.owner == self.config.id and (self.role == .primary or self.role == .replica);
+        return c.owner == self.config.id and serving(self.role);
     }
 
     // ------------------------------------------------------------ client side
@@ -966,7 +966,7 @@ pub const Datapath = struct {
             },
             .rcv_report => {
                 self.counters.reports_received += 1;
-                if (self.role != .primary and self.role != .replica) return;
+                if (!serving(self.role)) return;
                 const bit = @as(u16, 1) << @intCast(peer);
                 for (0..header.count) |i| {
                     const r = wire.readReport(datagram, i);
@@ -1010,7 +1010,7 @@ pub const Datapath = struct {
                 }
             },
             .conn_owner => {
-                if (header.epoch != self.epoch or (self.role != .primary and self.role != .replica)) return;
+                if (header.epoch != self.epoch or !serving(self.role)) return;
                 for (0..header.count) |i| self.connOwner(peer, wire.readOwner(datagram, i), now);
             },
             .handover => {
@@ -1113,7 +1113,7 @@ pub const Datapath = struct {
         const primary = self.primaryPeer();
         var buf: [wire.datagram_bytes_max]u8 = undefined;
         var count: usize = 0;
-        const able = self.role == .replica or self.role == .primary;
+        const able = serving(self.role);
         for (self.dirty[0..self.dirty_len]) |index| {
             const c = &self.conns[index];
             c.dirty = false;
@@ -1631,15 +1631,10 @@ pub const Datapath = struct {
         self.handover_started_ns = now;
         self.counters.migrations_out += 1;
         for (self.conns, 0..) |*c, i| {
-            if (!self.conn_used[i]) continue;
-            // No longer acknowledging to the client: what was held for the
-            // members may reach our NF now, as on any replica.
-            while (self.takeFront(&c.held)) |frame| self.deliverToNf(frame);
-            c.kick_pending = false;
             // Reports follow the handover at once, on the same socket: the
             // target needs ours before it serves, and waiting for its first
             // heartbeat (or for this loop iteration to end) costs a round trip.
-            self.markDirty(c);
+            if (self.conn_used[i]) self.yieldConn(c);
         }
         self.sendHandover(now);
         self.flushReports();
@@ -1653,9 +1648,7 @@ pub const Datapath = struct {
     pub fn requestConnMigrate(self: *Datapath, to: u8, client_ip: u32, client_port: u16, now: u64) void {
         var request: ConnRequest = .{ .seq = self.conn_request.seq +% 1, .result = .not_found };
         defer self.conn_request = request;
-        const target = self.peerIndex(to);
-        const able = if (target) |t| self.peers[t].alive and !self.peers[t].out and
-            (self.peers[t].role == .replica or self.peers[t].role == .primary) else false;
+        const able = self.aliveMask() & self.peerBit(to) != 0;
         const wanted = (@as(u64, client_ip) << 16 | client_port);
         for (self.conns, 0..) |*c, i| {
             if (!self.conn_used[i] or c.closed_ns != 0 or c.key >> 16 != wanted) continue;
@@ -1672,11 +1665,9 @@ pub const Datapath = struct {
             }
             // The primary's own connections follow it (owner 0) again.
             c.owner = if (to == self.primary_id) 0 else to;
-            while (self.takeFront(&c.held)) |frame| self.deliverToNf(frame);
-            c.kick_pending = false;
+            self.yieldConn(c);
             c.owner_notices_left = 20;
             self.sendOwner(c, now);
-            self.markDirty(c);
             self.counters.conn_migrations_out += 1;
             request.result = .handed;
             request.owner = to;
@@ -1724,10 +1715,18 @@ pub const Datapath = struct {
             self.kickIfSynced(c, now);
         } else {
             // Someone else's: our NF's acks go to it from now on.
-            while (self.takeFront(&c.held)) |frame| self.deliverToNf(frame);
-            c.kick_pending = false;
-            self.markDirty(c);
+            self.yieldConn(c);
         }
+    }
+
+    /// This node stops serving `c` (a handover, a migrated connection): it
+    /// acknowledges to the client no more, so what it held for the members
+    /// goes to its own NF now, as on any replica, and its next report goes
+    /// to the node serving `c`.
+    fn yieldConn(self: *Datapath, c: *Conn) void {
+        while (self.takeFront(&c.held)) |frame| self.deliverToNf(frame);
+        c.kick_pending = false;
+        self.markDirty(c);
     }
 
     /// A primary that lost a replica serving connections of its own serves
@@ -1929,18 +1928,12 @@ pub const Datapath = struct {
     }
 
     fn primaryPeer(self: *Datapath) ?u8 {
-        for (self.peerSlice(), 0..) |p, i| {
-            if (p.id == self.primary_id and p.id != 0) return @intCast(i);
-        }
-        return null;
+        return self.peerIndex(self.primary_id);
     }
 
     fn peerBit(self: *Datapath, id: u8) u16 {
-        if (id == 0) return 0;
-        for (self.peerSlice(), 0..) |p, i| {
-            if (p.id == id) return @as(u16, 1) << @intCast(i);
-        }
-        return 0;
+        const i = self.peerIndex(id) orelse return 0;
+        return @as(u16, 1) << @intCast(i);
     }
 
     pub fn aliveMaskPublic(self: *Datapath) u16 {
@@ -1952,8 +1945,7 @@ pub const Datapath = struct {
     fn aliveMask(self: *Datapath) u16 {
         var mask: u16 = 0;
         for (self.peerSlice(), 0..) |p, i| {
-            const able = p.role == .replica or p.role == .primary;
-            if (p.alive and able and !p.out) mask |= @as(u16, 1) << @intCast(i);
+            if (p.alive and serving(p.role) and !p.out) mask |= @as(u16, 1) << @intCast(i);
         }
         return mask;
     }
@@ -2198,6 +2190,12 @@ fn buildReset(out: *[reset_frame_bytes]u8, r: Reset) []u8 {
     assert(p.flags == packet.flag_rst and p.payload_len == 0);
     packet.tcpChecksumRecompute(out, p);
     return out;
+}
+
+/// Roles that take part in the group: a primary, or a replica following one
+/// (not failed, not fenced).
+fn serving(role: Role) bool {
+    return role == .primary or role == .replica;
 }
 
 /// `counter * 16 + id`: two candidates never share an epoch.
