@@ -1293,7 +1293,14 @@ pub const Datapath = struct {
 
     fn sendClientReset(self: *Datapath, c: *Conn, seq: u32) void {
         var buf: [reset_frame_bytes]u8 = undefined;
-        const frame = buildReset(&buf, .{
+        const frame = buildReset(&buf, self.toClient(c, seq));
+        self.counters.to_client += 1;
+        self.sink.to_client(self.sink.ctx, frame);
+    }
+
+    /// From the VIP to the connection's client, as the primary sends.
+    fn toClient(self: *const Datapath, c: *const Conn, seq: u32) Endpoints {
+        return .{
             .destination_mac = c.client_mac,
             .source_mac = self.config.virtual_mac,
             .source_ip = std.mem.readInt(u32, &self.config.vip, .big),
@@ -1301,9 +1308,7 @@ pub const Datapath = struct {
             .source_port = @truncate(c.key),
             .destination_port = @truncate(c.key >> 16),
             .seq = seq,
-        });
-        self.counters.to_client += 1;
-        self.sink.to_client(self.sink.ctx, frame);
+        };
     }
 
     /// Ends the NF's copy: a RST at what its stack acknowledged last.
@@ -1859,13 +1864,7 @@ pub const Datapath = struct {
         var buf: [repair_frame_bytes]u8 = undefined;
         const tsecr = c.client_tsval;
         const frame = buildRepairAck(&buf, .{
-            .destination_mac = c.client_mac,
-            .source_mac = self.config.virtual_mac,
-            .source_ip = std.mem.readInt(u32, &self.config.vip, .big),
-            .destination_ip = @truncate(c.key >> 32),
-            .source_port = @truncate(c.key),
-            .destination_port = @truncate(c.key >> 16),
-            .seq = c.snd_nxt +% c.seq_delta,
+            .to = self.toClient(c, c.snd_nxt +% c.seq_delta),
             .ack = c.ack_out,
             .window = c.window_out,
             .tsval = c.tsval_out,
@@ -2086,7 +2085,8 @@ fn pushCheckpoint(ring: *[checkpoints_per_conn_max]Checkpoint, len: *u8, cp: Che
 }
 
 const reset_frame_bytes = packet.ethernet_header_len + 20 + 20;
-const Reset = struct {
+/// Where a segment the agent writes itself goes, and its seq.
+const Endpoints = struct {
     destination_mac: Mac,
     source_mac: Mac,
     source_ip: u32,
@@ -2096,18 +2096,39 @@ const Reset = struct {
     seq: u32,
 };
 
+/// Ethernet, IPv4 and the TCP header but for ack, window and options (all
+/// zero) of a segment with `options_len` bytes of options and no payload;
+/// returns the TCP header. Checksums: the IP one here, the TCP one by the caller.
+fn writeHeaders(out: []u8, e: Endpoints, options_len: u16, flags: u8) []u8 {
+    const total: u16 = 20 + 20 + options_len;
+    @memset(out[0 .. packet.ethernet_header_len + total], 0);
+    @memcpy(out[0..6], &e.destination_mac);
+    @memcpy(out[6..12], &e.source_mac);
+    std.mem.writeInt(u16, out[12..14], packet.ethertype_ipv4, .big);
+    const ip = out[packet.ethernet_header_len..][0..20];
+    ip[0] = 0x45;
+    std.mem.writeInt(u16, ip[2..4], total, .big);
+    std.mem.writeInt(u16, ip[6..8], 0x4000, .big); // don't fragment
+    ip[8] = 64;
+    ip[9] = packet.ip_protocol_tcp;
+    std.mem.writeInt(u32, ip[12..16], e.source_ip, .big);
+    std.mem.writeInt(u32, ip[16..20], e.destination_ip, .big);
+    std.mem.writeInt(u16, ip[10..12], ~packet.fold(packet.sumWords(0, ip)), .big);
+    const tcp = out[packet.ethernet_header_len + 20 ..][0 .. 20 + options_len];
+    std.mem.writeInt(u16, tcp[0..2], e.source_port, .big);
+    std.mem.writeInt(u16, tcp[2..4], e.destination_port, .big);
+    std.mem.writeInt(u32, tcp[4..8], e.seq, .big);
+    tcp[12] = @intCast((20 + options_len) / 4 << 4);
+    tcp[13] = flags;
+    return tcp;
+}
+
 const repair_frame_bytes = packet.ethernet_header_len + 20 + 20 + 12 + 12;
 /// A held hole older than this draws repair ACKs, at most this often per connection.
 const repair_interval_ns: u64 = 5 * std.time.ns_per_ms;
 
 const RepairAck = struct {
-    destination_mac: Mac,
-    source_mac: Mac,
-    source_ip: u32,
-    destination_ip: u32,
-    source_port: u16,
-    destination_port: u16,
-    seq: u32,
+    to: Endpoints,
     ack: u32,
     window: u16,
     tsval: u32,
@@ -2119,28 +2140,9 @@ const RepairAck = struct {
 /// A pure ACK with a timestamp (when the connection has them: PAWS) and one
 /// SACK block.
 fn buildRepairAck(out: *[repair_frame_bytes]u8, r: RepairAck) []u8 {
-    @memset(out, 0);
     const options_len: u16 = if (r.tsecr != null) 24 else 12;
-    const total: u16 = 20 + 20 + options_len;
-    @memcpy(out[0..6], &r.destination_mac);
-    @memcpy(out[6..12], &r.source_mac);
-    std.mem.writeInt(u16, out[12..14], packet.ethertype_ipv4, .big);
-    const ip = out[packet.ethernet_header_len..][0..20];
-    ip[0] = 0x45;
-    std.mem.writeInt(u16, ip[2..4], total, .big);
-    std.mem.writeInt(u16, ip[6..8], 0x4000, .big); // don't fragment
-    ip[8] = 64;
-    ip[9] = packet.ip_protocol_tcp;
-    std.mem.writeInt(u32, ip[12..16], r.source_ip, .big);
-    std.mem.writeInt(u32, ip[16..20], r.destination_ip, .big);
-    std.mem.writeInt(u16, ip[10..12], ~packet.fold(packet.sumWords(0, ip)), .big);
-    const tcp = out[packet.ethernet_header_len + 20 ..][0 .. 20 + options_len];
-    std.mem.writeInt(u16, tcp[0..2], r.source_port, .big);
-    std.mem.writeInt(u16, tcp[2..4], r.destination_port, .big);
-    std.mem.writeInt(u32, tcp[4..8], r.seq, .big);
+    const tcp = writeHeaders(out, r.to, options_len, packet.flag_ack);
     std.mem.writeInt(u32, tcp[8..12], r.ack, .big);
-    tcp[12] = @intCast((20 + options_len) / 4 << 4);
-    tcp[13] = packet.flag_ack;
     std.mem.writeInt(u16, tcp[14..16], r.window, .big);
     var o: usize = 20;
     if (r.tsecr) |tsecr| {
@@ -2158,7 +2160,7 @@ fn buildRepairAck(out: *[repair_frame_bytes]u8, r: RepairAck) []u8 {
     tcp[o + 3] = 10;
     std.mem.writeInt(u32, tcp[o + 4 ..][0..4], r.sack_start, .big);
     std.mem.writeInt(u32, tcp[o + 8 ..][0..4], r.sack_end, .big);
-    const frame = out[0 .. packet.ethernet_header_len + total];
+    const frame = out[0 .. packet.ethernet_header_len + 20 + 20 + options_len];
     const p = packet.parse(frame) catch unreachable;
     packet.tcpChecksumRecompute(frame, p);
     return frame;
@@ -2166,26 +2168,8 @@ fn buildRepairAck(out: *[repair_frame_bytes]u8, r: RepairAck) []u8 {
 
 /// A bare RST, no options: RFC 7323 lets a RST go without a timestamp (so
 /// no PAWS check), and Linux accepts one whose seq is exactly its rcv_nxt.
-fn buildReset(out: *[reset_frame_bytes]u8, r: Reset) []u8 {
-    @memset(out, 0);
-    @memcpy(out[0..6], &r.destination_mac);
-    @memcpy(out[6..12], &r.source_mac);
-    std.mem.writeInt(u16, out[12..14], packet.ethertype_ipv4, .big);
-    const ip = out[packet.ethernet_header_len..][0..20];
-    ip[0] = 0x45;
-    std.mem.writeInt(u16, ip[2..4], 40, .big);
-    std.mem.writeInt(u16, ip[6..8], 0x4000, .big); // don't fragment
-    ip[8] = 64;
-    ip[9] = packet.ip_protocol_tcp;
-    std.mem.writeInt(u32, ip[12..16], r.source_ip, .big);
-    std.mem.writeInt(u32, ip[16..20], r.destination_ip, .big);
-    std.mem.writeInt(u16, ip[10..12], ~packet.fold(packet.sumWords(0, ip)), .big);
-    const tcp = out[packet.ethernet_header_len + 20 ..][0..20];
-    std.mem.writeInt(u16, tcp[0..2], r.source_port, .big);
-    std.mem.writeInt(u16, tcp[2..4], r.destination_port, .big);
-    std.mem.writeInt(u32, tcp[4..8], r.seq, .big);
-    tcp[12] = 5 << 4;
-    tcp[13] = packet.flag_rst;
+fn buildReset(out: *[reset_frame_bytes]u8, e: Endpoints) []u8 {
+    _ = writeHeaders(out, e, 0, packet.flag_rst);
     const p = packet.parse(out) catch unreachable;
     assert(p.flags == packet.flag_rst and p.payload_len == 0);
     packet.tcpChecksumRecompute(out, p);
@@ -3241,13 +3225,15 @@ test "a segment lost on the replica's port only: the replica reports the hole, t
     const synack = try packet.parse(&fixtures.syn_ack);
     var ack_buf: [repair_frame_bytes]u8 = undefined;
     const hole_ack = buildRepairAck(&ack_buf, .{
-        .destination_mac = fixtures.syn[6..12].*,
-        .source_mac = pair.replica.config.nf_mac,
-        .source_ip = synack.source_ip,
-        .destination_ip = synack.destination_ip,
-        .source_port = synack.source_port,
-        .destination_port = synack.destination_port,
-        .seq = synack.seq +% 1 +% shift,
+        .to = .{
+            .destination_mac = fixtures.syn[6..12].*,
+            .source_mac = pair.replica.config.nf_mac,
+            .source_ip = synack.source_ip,
+            .destination_ip = synack.destination_ip,
+            .source_port = synack.source_port,
+            .destination_port = synack.destination_port,
+            .seq = synack.seq +% 1 +% shift,
+        },
         .ack = d.seq,
         .window = 500,
         .tsval = 1,
