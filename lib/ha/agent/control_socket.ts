@@ -231,13 +231,18 @@ async function answer(
   }
 }
 
+/** A node id as the agents use them: 1 to 255. */
+function isNodeId(value: unknown): value is number {
+  return typeof value === "number" && Number.isInteger(value) && value >= 1 && value <= 255;
+}
+
 /**
  * A migration target must be a live replica (this one, when a replica asks
  * for itself), with a primary to hand over from. The agent refuses anything else too (and counts
  * it), but only here can the refusal become a one-line error.
  */
 function checkMigrationTarget(status: HaAgentStatus, to: unknown): void {
-  if (typeof to !== "number" || !Number.isInteger(to) || to < 1 || to > 255) {
+  if (!isNodeId(to)) {
     throw new ConfigError(`"${String(to)}" is not a node id`, {
       code: "bad_target",
       hint: "give --to with the id of a replica (reliab ha status lists the peers)",
@@ -282,7 +287,7 @@ async function migrateConnection(
   conn: unknown,
 ): Promise<Record<string, unknown>> {
   const client = parseClientAddress(conn);
-  if (typeof to !== "number" || !Number.isInteger(to) || to < 1 || to > 255 || to === before.id) {
+  if (!isNodeId(to) || to === before.id) {
     throw new ConfigError(`"${String(to)}" is not another node's id`, {
       code: "bad_target",
       hint: "give --to with the id of a live replica or of the primary",
