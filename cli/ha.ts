@@ -54,8 +54,8 @@ Node agent (run inside a node's namespace with 'ip netns exec NODE ./reliab ...'
 
 Test tools (run inside a lab namespace with 'ip netns exec NS ./reliab ...'):
   reliab ha nf --listen ADDR:PORT [--mode echo|kv]
-  reliab ha load --connect ADDR:PORT [--connections N] [--bytes N] [--seed N]
-       [--progress-ms N] [--timeout-ms N] [--json]
+  reliab ha load --connect ADDR:PORT [--connections N] [--bytes N] [--rate BYTES_PER_S]
+       [--seed N] [--progress-ms N] [--timeout-ms N] [--json]
   ${DEMO_USAGE.latency}
   reliab ha xdp-count --iface IF [--mode generic|native] [--duration-ms N] [--json]`;
 
@@ -64,7 +64,7 @@ const USAGE = {
   down: "reliab ha lab down [--name NAME]",
   nf: "reliab ha nf --listen ADDR:PORT [--mode echo|kv]",
   load:
-    "reliab ha load --connect ADDR:PORT [--connections N] [--bytes N] [--seed N] [--progress-ms N] [--timeout-ms N] [--json]",
+    "reliab ha load --connect ADDR:PORT [--connections N] [--bytes N] [--rate BYTES_PER_S] [--seed N] [--progress-ms N] [--timeout-ms N] [--json]",
   xdp: "reliab ha xdp-count --iface IF [--mode generic|native] [--duration-ms N] [--json]",
 } as const;
 
@@ -171,6 +171,7 @@ async function loadCommand(args: string[]): Promise<number> {
     connect: { type: "string" },
     connections: { type: "string" },
     bytes: { type: "string" },
+    rate: { type: "string" },
     seed: { type: "string" },
     "progress-ms": { type: "string" },
     "timeout-ms": { type: "string" },
@@ -185,6 +186,10 @@ async function loadCommand(args: string[]): Promise<number> {
     connections: integer(values.connections ?? "8", "--connections", USAGE.load),
     bytesPerConnection: integer(values.bytes ?? String(1024 * 1024), "--bytes", USAGE.load),
     seed: integer(values.seed ?? "1", "--seed", USAGE.load),
+    // Per connection: paced streams stay open for a known time.
+    ...(values.rate === undefined
+      ? {}
+      : { rateBytesPerSecond: integer(values.rate, "--rate", USAGE.load) }),
     // A lossy network (--netem) can need longer than the default 30 s per connection.
     ...(values["timeout-ms"] === undefined
       ? {}

@@ -50,6 +50,8 @@ export interface HaStatusView {
   /** Peers this node hears now, and peers configured. */
   readonly peersAlive: number;
   readonly peersTotal: number;
+  /** The agent's counters by name (absent ones read as 0 to callers). */
+  readonly counters: Readonly<Record<string, number>>;
 }
 
 /** `ha load --json`: the load client's summary (its report without the per-connection rows). */
@@ -198,7 +200,16 @@ export function parseHaStatus(text: string): HaStatusView {
       peers.filter((p) => typeof p === "object" && p !== null && (p as Json)["alive"] === true)
         .length,
     peersTotal: peers.length,
+    counters: numbers(value["counters"]),
   };
+}
+
+/** The numeric fields of an object (counters); anything else is left out. */
+function numbers(value: unknown): Record<string, number> {
+  if (typeof value !== "object" || value === null || Array.isArray(value)) return {};
+  return Object.fromEntries(
+    Object.entries(value as Json).filter((e): e is [string, number] => typeof e[1] === "number"),
+  );
 }
 
 /**

@@ -49,10 +49,10 @@ const STATUS = {
   connections: 64,
   held_segments: 0,
   takeover: { at_unix_ms: 1_700_000_000_123, detect_ms: 10.5 },
-  counters: { replicated: 5 },
+  counters: { replicated: 5, catchups_done: 2, bogus: "x" },
 };
 
-Deno.test("status parses role, epoch, primary and takeover", () => {
+Deno.test("status parses role, epoch, primary, takeover and counters", () => {
   assert.deepEqual(parseHaStatus(JSON.stringify(STATUS)), {
     id: 2,
     role: "primary",
@@ -70,6 +70,7 @@ Deno.test("status parses role, epoch, primary and takeover", () => {
     },
     peersAlive: 0,
     peersTotal: 1,
+    counters: { replicated: 5, catchups_done: 2 }, // numbers only
   });
   const replica = parseHaStatus(
     JSON.stringify({ ...STATUS, role: "replica", primary_id: 0, takeover: null }),

@@ -89,6 +89,8 @@ export function agentArgv(
     readonly command: readonly string[];
     readonly heartbeatMs?: number;
     readonly miss?: number;
+    /** Node 1 starts as a replica too (a restart never claims primary). */
+    readonly replica?: boolean;
   },
 ): string[] {
   const node = lab.nodes.find((n) => n.id === id);
@@ -109,7 +111,7 @@ export function agentArgv(
     node.iface,
     "--peers",
     peers.join(","),
-    ...(id === 1 ? ["--primary"] : []),
+    ...(id === 1 && options.replica !== true ? ["--primary"] : []),
     ...(options.heartbeatMs === undefined ? [] : ["--heartbeat-ms", String(options.heartbeatMs)]),
     ...(options.miss === undefined ? [] : ["--miss", String(options.miss)]),
     "--json",
@@ -126,16 +128,58 @@ export function agentArgv(
 export class Cluster implements AsyncDisposable {
   readonly lab: Lab;
   readonly port: number;
-  readonly nodes: readonly ClusterNode[];
+  readonly #nodes: ClusterNode[];
   /** Nodes whose processes were SIGKILLed: their status cannot be read. */
   readonly #dead = new Set<number>();
   readonly #signal: AbortSignal | undefined;
+  readonly #options: ClusterOptions;
 
-  constructor(lab: Lab, port: number, nodes: readonly ClusterNode[], signal?: AbortSignal) {
+  constructor(
+    lab: Lab,
+    port: number,
+    nodes: readonly ClusterNode[],
+    signal?: AbortSignal,
+    options: ClusterOptions = {},
+  ) {
     this.lab = lab;
     this.port = port;
-    this.nodes = nodes;
+    this.#nodes = [...nodes];
     this.#signal = signal;
+    this.#options = options;
+  }
+
+  /** Every node, restarted ones as they run now. */
+  get nodes(): readonly ClusterNode[] {
+    return this.#nodes;
+  }
+
+  /**
+   * Starts node `id`'s agent and NF again after `kill(id, "sigkill")`, as a
+   * replica: a restarted node follows whoever is primary, and the node
+   * serving each open connection catches it up. Returns the node once its
+   * agent printed its ready line.
+   *
+   * @example
+   * ```ts
+   * await cluster.kill(2, "sigkill");
+   * await cluster.restart(2);
+   * ```
+   */
+  async restart(id: number): Promise<ClusterNode> {
+    const at = this.#nodes.findIndex((n) => n.id === id);
+    if (at < 0) throw new RangeError(`No node "${id}" in the cluster`);
+    if (!this.#dead.has(id)) throw new RangeError(`Node "${id}" is running: kill it first`);
+    const o = this.#options;
+    const argv = agentArgv(this.lab, id, {
+      command: (o.command ?? referenceNfCommand)(this.lab.vip, this.port),
+      ...(o.heartbeatMs === undefined ? {} : { heartbeatMs: o.heartbeatMs }),
+      ...(o.miss === undefined ? {} : { miss: o.miss }),
+      replica: true,
+    });
+    const node = await startNode(this.#nodes[at]!.lab, argv, { ...o, primary: false });
+    this.#nodes[at] = node;
+    this.#dead.delete(id);
+    return node;
   }
 
   /** The node started as primary (node 1). */
@@ -332,29 +376,13 @@ export async function startCluster(lab: Lab, options: ClusterOptions = {}): Prom
         ...(options.miss === undefined ? {} : { miss: options.miss }),
       })
     );
-    const start = async (node: LabNode, i: number): Promise<ClusterNode> => {
-      const agent = new NetnsProcess(node.netns, argvs[i]!);
-      started.push(agent);
-      const action = `Cannot start the agent on node ${node.id} ("${node.netns}")`;
-      await agent.waitForLine("stdout", () => parseUpLine(agent.lines("stdout")) !== undefined, {
-        timeoutMs,
-        action,
-        hint: `run it by hand to see why: ip netns exec ${node.netns} ${
-          argvs[i]!.map(quote).join(" ")
-        }`,
-        signal: options.signal,
-      });
-      const up = parseUpLine(agent.lines("stdout"))!;
-      options.onProgress?.(
-        `node ${node.id} up as ${up.role} (${node.netns}, NF in ${up.nfNetns})`,
-      );
-      return { id: node.id, lab: node, nfNetns: up.nfNetns, primary: node.id === 1, agent };
-    };
+    const start = (node: LabNode, i: number) =>
+      startNode(node, argvs[i]!, { ...options, primary: node.id === 1 }, started);
     // The primary first: a replica that hears no primary would take over.
     const first = await start(lab.nodes[0]!, 0);
     const rest = await Promise.all(lab.nodes.slice(1).map((node, i) => start(node, i + 1)));
     const nodes = [first, ...rest];
-    const cluster = new Cluster(lab, port, nodes, options.signal);
+    const cluster = new Cluster(lab, port, nodes, options.signal, options);
     await cluster.waitForGroup(timeoutMs);
     return cluster;
   } catch (error) {
@@ -365,6 +393,31 @@ export async function startCluster(lab: Lab, options: ClusterOptions = {}): Prom
     await killNetns(...namespaces);
     throw error;
   }
+}
+
+/** Starts one agent (`argv`) in `node`'s namespace and waits for its ready line. */
+async function startNode(
+  node: LabNode,
+  argv: string[],
+  options: ClusterOptions & { readonly primary: boolean },
+  started: NetnsProcess[] = [],
+): Promise<ClusterNode> {
+  const agent = new NetnsProcess(node.netns, argv);
+  started.push(agent);
+  try {
+    await agent.waitForLine("stdout", () => parseUpLine(agent.lines("stdout")) !== undefined, {
+      timeoutMs: options.readyTimeoutMs ?? READY_TIMEOUT_MS_DEFAULT,
+      action: `Cannot start the agent on node ${node.id} ("${node.netns}")`,
+      hint: `run it by hand to see why: ip netns exec ${node.netns} ${argv.map(quote).join(" ")}`,
+      signal: options.signal,
+    });
+  } catch (error) {
+    await agent.terminate(STOP_GRACE_MS);
+    throw error;
+  }
+  const up = parseUpLine(agent.lines("stdout"))!;
+  options.onProgress?.(`node ${node.id} up as ${up.role} (${node.netns}, NF in ${up.nfNetns})`);
+  return { id: node.id, lab: node, nfNetns: up.nfNetns, primary: options.primary, agent };
 }
 
 /** The error line of a failed reliab child, else its last line. */

@@ -188,6 +188,12 @@ export interface LoadOptions {
    * writer ran while other connections had the event loop.
    */
   readonly windowBytes?: number;
+  /**
+   * Bytes per second each connection sends at most (default: as fast as the
+   * path takes them). Paced streams keep connections open for a while at a
+   * known cost, e.g. while a replica restarts and catches up.
+   */
+  readonly rateBytesPerSecond?: number;
   /** Give up on a connection after this long without its echo completing (default 30 s). */
   readonly timeoutMs?: number;
   /**
@@ -263,6 +269,10 @@ export async function runLoad(options: LoadOptions): Promise<LoadReport> {
   }
   if (!Number.isInteger(chunk) || chunk < 1 || chunk > CHUNK_BYTES_MAX) {
     throw new RangeError(`Invalid chunk size "${chunk}": use 1 to ${CHUNK_BYTES_MAX}`);
+  }
+  const rate = options.rateBytesPerSecond;
+  if (rate !== undefined && !(Number.isFinite(rate) && rate > 0)) {
+    throw new RangeError(`Invalid rate "${rate}": use a positive number of bytes per second`);
   }
   const started = performance.now();
   const tracker: Tracker = { connected: 0, verifiers: [] };
@@ -359,8 +369,15 @@ async function runConnection(
   const window = Math.max(options.windowBytes ?? 256 * 1024, options.chunkBytes);
   let drained = Promise.withResolvers<void>();
   let readerDone = false;
+  const pacedFrom = performance.now();
   const writer = (async () => {
     while (sent < total) {
+      if (options.rateBytesPerSecond !== undefined) {
+        const due = pacedFrom + (sent / options.rateBytesPerSecond) * 1000;
+        const wait = due - performance.now();
+        if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait));
+        if (timedOut || readerDone) return;
+      }
       while (sent - verifier.counts().position + options.chunkBytes > window) {
         if (timedOut || readerDone) return;
         await drained.promise;

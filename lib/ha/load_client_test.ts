@@ -132,3 +132,25 @@ Deno.test("load reports progress while it runs and a final count of every byte",
   assert.deepEqual(seen.at(-1), { connected: 3, verified: 6_000_000, total: 6_000_000 });
   assert.equal(report.bytesVerified, 6_000_000);
 });
+
+Deno.test("a paced load sends no faster than its rate, and a bad rate is refused", async () => {
+  await using nf = serveReferenceNf({ hostname: "127.0.0.1", port: 0 });
+  const rate = 256 * 1024;
+  const bytes = 128 * 1024;
+  const report = await runLoad({
+    hostname: "127.0.0.1",
+    port: nf.port,
+    connections: 2,
+    bytesPerConnection: bytes,
+    chunkBytes: 16 * 1024,
+    rateBytesPerSecond: rate,
+  });
+  assert.equal(report.completed, 2);
+  assert.equal(report.bytesVerified, 2 * bytes);
+  // The last chunk may leave at (bytes - chunk) / rate: a lower bound, never an upper one.
+  assert.ok(report.elapsedMs >= ((bytes - 16 * 1024) / rate) * 1000, `${report.elapsedMs} ms`);
+  await assert.rejects(
+    () => runLoad({ hostname: "127.0.0.1", port: nf.port, rateBytesPerSecond: 0 }),
+    RangeError,
+  );
+});

@@ -17,6 +17,7 @@ test {
     _ = @import("ha/forwarder.zig");
     _ = @import("ha/agent/config.zig");
     _ = @import("ha/agent/wire.zig");
+    _ = @import("ha/agent/input_log.zig");
     _ = @import("ha/agent/datapath.zig");
     _ = @import("ha/agent/sim.zig");
     _ = @import("ha/agent/agent.zig");

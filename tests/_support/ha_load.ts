@@ -5,12 +5,16 @@ import { NetnsProcess } from "../../lib/ha/_netns_process.ts";
 import { parseLoadProgress } from "../../lib/ha/child_output.ts";
 import { reliabArgv } from "../../lib/ha/self_command.ts";
 
-/** Starts `ha load` against the lab's VIP: `connections` streams of `bytes` each way. */
+/**
+ * Starts `ha load` against the lab's VIP: `connections` streams of `bytes`
+ * each way, each paced to `rateBytesPerSecond` when given.
+ */
 export function startLoad(
   lab: Lab,
   port: number,
   connections: number,
   bytes: number,
+  rateBytesPerSecond?: number,
 ): NetnsProcess {
   return new NetnsProcess(lab.client.netns, [
     ...reliabArgv(),
@@ -22,6 +26,7 @@ export function startLoad(
     String(connections),
     "--bytes",
     String(bytes),
+    ...(rateBytesPerSecond === undefined ? [] : ["--rate", String(rateBytesPerSecond)]),
     "--progress-ms",
     "20",
     "--json",

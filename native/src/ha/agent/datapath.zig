@@ -36,6 +36,26 @@
 //!   connection draws an immediate ACK), so clients resume without waiting
 //!   for a retransmission timeout. A primary that hears a higher epoch is
 //!   fenced and never emits again.
+//! - **Catch-up.** A member that restarted knows none of the open
+//!   connections, and its unmodified NF's per-connection state (sockets and
+//!   memory alike) cannot be copied into it. But the NF is deterministic —
+//!   what replication assumes anyway — so the same input rebuilds the same
+//!   state: every node logs the client bytes it gives its NF, by stream
+//!   offset (input_log.zig; 16 MiB per connection, 1 GiB per node, past
+//!   that the connection cannot be caught up and says so). A node serving a
+//!   connection names it (conn_open) to a peer heard again after a silence,
+//!   and when it holds bytes for a member; a member that lacks it answers
+//!   conn_missing. The serving node stops waiting for it at once, then
+//!   replays the client's SYN (catchup_open) and its log (catchup_data, a
+//!   window of 256 KiB beyond the member's report, sent again from the
+//!   report after 20 ms without progress) into the member's NF, whose
+//!   output is acked as far as the client acked the real one. Live client
+//!   frames reach the member's NF meanwhile (out of order: its stack queues
+//!   them). Once the member reports what our NF holds it is a member again
+//!   (an empty catchup_data says so). A member that must take over before
+//!   that resets the connection cleanly towards the client: its NF lacks
+//!   bytes the client was told we have. Connections migrated on their own
+//!   (per-connection owners) are not caught up.
 //! - **Divergence.** Transparent failover assumes every node's NF writes the
 //!   same bytes for the same input. Each node hashes its own NF's output per
 //!   connection (CRC-32C, in hardware where the CPU has it: ~0.1 ms per MB)
@@ -46,11 +66,12 @@
 //!   client will never make the NF resend it) gets no digest, and the next
 //!   window starts clean, so one missed frame costs one comparison, not the
 //!   rest of the connection (why windows and not one rolling hash). The
-//!   primary sends its digests to the connection's members (output_digest);
-//!   a replica compares them with its own at equal offsets. On a mismatch
-//!   the replica's copy is stale: it resets its NF's copy at once (a diverged
-//!   copy can never serve, and would only cost the NF memory and the primary
-//!   waiting), drops the connection's client frames and tells the primary
+//!   node serving the connection (the primary, or the owner it migrated to)
+//!   sends its digests to the connection's members (output_digest); a member
+//!   compares them with its own at equal offsets. On a mismatch the
+//!   member's copy is stale: it resets its NF's copy at once (a diverged
+//!   copy can never serve, and would only cost the NF memory and the owner
+//!   waiting), drops the connection's client frames and tells the owner
 //!   (conn_stale, repeated while the client's frames keep coming), which
 //!   stops holding the client's bytes for it. A stale connection is never
 //!   promoted as if nothing happened: at a takeover the new primary resets it
@@ -64,6 +85,7 @@ const assert = std.debug.assert;
 const packet = @import("../packet.zig");
 const wire = @import("wire.zig");
 const config_mod = @import("config.zig");
+const input_log = @import("input_log.zig");
 
 const Config = config_mod.Config;
 const Mac = config_mod.Mac;
@@ -102,6 +124,14 @@ const digest_queue_max = 256;
 const stale_queue_max = 64;
 /// A replica repeats a stale notice at most this often (it may be lost).
 const stale_notice_resend_ns: u64 = 5 * std.time.ns_per_ms;
+/// Catch-up (see the header comment): client bytes in flight to one member
+/// beyond what it reported, chunks sent per connection per tick, and how
+/// long without progress before the rest is sent again from its report.
+const catchup_window_bytes: u32 = 256 * 1024;
+const catchup_burst = 16;
+const catchup_retry_ns: u64 = 20 * std.time.ns_per_ms;
+/// The input logs of all connections together, per node.
+pub const input_log_budget_bytes: u64 = 1024 * 1024 * 1024;
 /// CRC-32C: the SSE4.2 instruction where the target has it (~10 GB/s here),
 /// the same function in software elsewhere, so mixed nodes still agree.
 const OutputCrc = std.hash.crc.@"CRC-32/ISCSI";
@@ -176,6 +206,20 @@ pub const Counters = struct {
     stale_resets: u64 = 0,
     /// Client frames of stale connections (dropped; a primary answers with a RST).
     stale_frames: u64 = 0,
+    /// Catch-up (see the header comment). Serving node: members that said
+    /// they lack a connection, catch-ups started, finished (the member is
+    /// one again) and impossible (the input log was lost or too big),
+    /// chunks sent. Member: connections opened from a catch-up, and reset
+    /// at a takeover because theirs had not finished.
+    conns_missing: u64 = 0,
+    catchups_started: u64 = 0,
+    catchups_done: u64 = 0,
+    catchups_impossible: u64 = 0,
+    catchup_chunks_sent: u64 = 0,
+    catchups_joined: u64 = 0,
+    catchup_resets: u64 = 0,
+    /// Connections whose input log outgrew its limits.
+    input_logs_lost: u64 = 0,
 };
 
 pub const Peer = struct {
@@ -274,11 +318,28 @@ const Conn = struct {
     client_tsval: ?u32 = null,
     /// When this member last told the node serving it that its NF has a hole.
     hole_sent_ns: u64 = 0,
+    /// The client's SYN as it arrived: a member that lacks the connection
+    /// gets it replayed (see "Catch-up").
+    syn: [wire.syn_bytes_max]u8 = undefined,
+    syn_len: u8 = 0,
+    /// Every client byte our NF was given, by stream offset.
+    log: input_log.InputLog = .{},
+    /// Serving node: members being caught up (bit = peer index), and per
+    /// such member the next offset to send, the offset it reported, and
+    /// when that last moved.
+    catchup: u16 = 0,
+    catchup_next: [config_mod.peers_max]u32 = @splat(0),
+    catchup_acked: [config_mod.peers_max]u32 = @splat(0),
+    catchup_moved_ns: [config_mod.peers_max]u64 = @splat(0),
+    /// Member: opened from a catch-up that has not finished; never served.
+    catching_up: bool = false,
 };
 
 const Checkpoint = struct { offset: u32 = 0, digest: u32 = 0 };
 /// A digest to send, with the peers (bit = peer index) it goes to.
 const DigestItem = struct { item: wire.Digest, peers: u16 };
+/// A stale notice and the peer index of the node serving its connection.
+const StaleItem = struct { item: wire.Stale, peer: u8 };
 
 /// One connection's output hashing and comparison (see "Divergence").
 const OutputCheck = struct {
@@ -394,8 +455,12 @@ pub const Datapath = struct {
     /// flushReports, batched like the reports.
     digest_queue: [digest_queue_max]DigestItem = undefined,
     digest_queue_len: u32 = 0,
-    stale_queue: [stale_queue_max]wire.Stale = undefined,
+    stale_queue: [stale_queue_max]StaleItem = undefined,
     stale_queue_len: u32 = 0,
+    allocator: std.mem.Allocator,
+    log_budget: input_log.Budget = .{ .limit = input_log_budget_bytes },
+    /// Connections with a catch-up in progress (tick scans only then).
+    catchups_active: u32 = 0,
 
     pub fn init(allocator: std.mem.Allocator, config: Config, sink: Sink, now: u64) !*Datapath {
         const self = try allocator.create(Datapath);
@@ -403,6 +468,7 @@ pub const Datapath = struct {
         self.* = .{
             .config = config,
             .sink = sink,
+            .allocator = allocator,
             .role = if (config.primary) .primary else .replica,
             .epoch = if (config.primary) epochNext(0, config.id) else 0,
             .primary_id = if (config.primary) config.id else 0,
@@ -432,6 +498,7 @@ pub const Datapath = struct {
     }
 
     pub fn deinit(self: *Datapath, allocator: std.mem.Allocator) void {
+        for (self.conns, 0..) |*c, i| if (self.conn_used[i]) c.log.deinit(allocator, &self.log_budget);
         self.index.deinit(allocator);
         allocator.free(self.conns);
         allocator.free(self.conn_used);
@@ -637,11 +704,11 @@ pub const Datapath = struct {
         }
         if (c.owner_notices_left > 0 and now -% c.owner_notice_ns >= std.time.ns_per_ms) self.sendOwner(c, now);
         if (!self.serves(c) or !occupies or p.flags & packet.flag_rst != 0) {
-            self.deliverToNf(frame);
+            self.feedNf(c, frame);
             return;
         }
         switch (self.holdVerdict(c, end, now)) {
-            .forward => self.deliverToNf(frame),
+            .forward => self.feedNf(c, frame),
             .hold => self.hold(c, frame, end, now),
         }
     }
@@ -700,13 +767,30 @@ pub const Datapath = struct {
                 if (prev == none) c.held.head = next else self.frame_next[prev] = next;
                 if (c.held.tail == at) c.held.tail = prev;
                 c.held.count -= 1;
-                self.deliverToNf(self.frameBytes(at));
+                freshenTsval(c, self.frameBytes(at));
+                self.feedNf(c, self.frameBytes(at));
                 self.frameFree(at);
                 self.counters.released += 1;
             } else prev = at;
             at = next;
         }
         if (c.held.count > 0) c.held_since_ns = now;
+    }
+
+    /// A held segment reaches the NF with the client's newest TSval, not its
+    /// own. The NF echoes the TSval of the oldest segment it took in order,
+    /// and once a hole was filled by a retransmission the client's only RTT
+    /// sample is that echo (Karn's rule rules out its own send times). With
+    /// the original TSval the sample is the whole hold: under loss, seconds,
+    /// and the client's retransmission timeout grows to tens of seconds. The
+    /// newest TSval keeps the sample to the replication round trip. It is
+    /// never older than what the NF has seen, so PAWS passes it.
+    fn freshenTsval(c: *const Conn, frame: []u8) void {
+        const newest = c.client_tsval orelse return;
+        const p = packet.parse(frame) catch return;
+        const ts = p.options.timestamp_offset orelse return;
+        const tsval = std.mem.readInt(u32, frame[ts..][0..4], .big);
+        if (seqLt(tsval, newest)) packet.translate(frame, p, .{ .tsval_delta = newest -% tsval });
     }
 
     fn appendPending(self: *Datapath, c: *Conn, frame: []const u8, p: packet.Packet) void {
@@ -728,6 +812,20 @@ pub const Datapath = struct {
             const p = packet.parse(frame) catch continue;
             self.clientSegment(c, frame, p, now);
         }
+    }
+
+    /// A client segment to our NF, its bytes logged first (see "Catch-up").
+    fn feedNf(self: *Datapath, c: *Conn, frame: []const u8) void {
+        if (!c.log.lost) {
+            if (packet.parse(frame)) |p| {
+                if (p.payload_len > 0 and p.flags & packet.flag_syn == 0) {
+                    const payload = frame[p.tcp_offset + p.tcp_header_len ..][0..p.payload_len];
+                    c.log.write(self.allocator, &self.log_budget, p.seq -% c.client_isn -% 1, payload);
+                    if (c.log.lost) self.counters.input_logs_lost += 1;
+                }
+            } else |_| {}
+        }
+        self.deliverToNf(frame);
     }
 
     fn deliverToNf(self: *Datapath, frame: []const u8) void {
@@ -824,7 +922,8 @@ pub const Datapath = struct {
         const hole = p.payload_len == 0 and p.options.sack_blocks > 0 and
             p.flags & (packet.flag_syn | packet.flag_fin | packet.flag_rst) == 0;
         const hole_due = c.hole_sent_ns == 0 or now -% c.hole_sent_ns >= std.time.ns_per_ms;
-        if (hole and hole_due and !self.serves(c) and c.rcv_known) {
+        // (A member being caught up has holes by design: the catch-up fills them.)
+        if (hole and hole_due and !self.serves(c) and c.rcv_known and !c.catching_up) {
             self.sendHole(c, now);
         }
         if (p.flags & packet.flag_fin != 0) c.fin_nf = true;
@@ -934,9 +1033,13 @@ pub const Datapath = struct {
         const p = &self.peers[peer];
         if (p.heard and now -% p.last_heard_ns > p.gap_max_ns) p.gap_max_ns = now -% p.last_heard_ns;
         p.id = header.sender;
+        const revived = p.heard and !p.alive;
         p.heard = true;
         p.last_heard_ns = now;
         p.alive = true;
+        // Back after a silence, perhaps restarted with none of our
+        // connections: name them all, it says which it lacks (Catch-up).
+        if (revived and self.emitting()) self.announceConns(peer, now);
         // A datagram that left before a newer one we already have (its heartbeat
         // thread raced a handover, or it is older than the epoch we know) keeps
         // its role claim to itself: a primary that believed such a claim
@@ -962,7 +1065,7 @@ pub const Datapath = struct {
                 self.counters.conn_opens_received += 1;
                 self.follow(header, now);
                 if (header.epoch != self.epoch) return;
-                for (0..header.count) |i| self.connOpen(wire.readConnOpen(datagram, i), now);
+                self.connOpens(peer, datagram, header.count, now);
             },
             .rcv_report => {
                 self.counters.reports_received += 1;
@@ -991,14 +1094,14 @@ pub const Datapath = struct {
             },
             .fail_request => if (self.emitting()) self.fail(),
             .output_digest => {
-                // Only from the primary we follow, in its epoch.
-                const ours = header.role == .primary and header.sender == self.primary_id and header.epoch == self.epoch;
-                if (self.role != .replica or !ours) return;
+                // Only in our epoch, and per connection only from the node
+                // serving it: the primary, or the owner it migrated to.
+                if (!serving(self.role) or header.epoch != self.epoch) return;
                 self.counters.digests_received += header.count;
-                for (0..header.count) |i| self.primaryDigest(wire.readDigest(datagram, i), now);
+                for (0..header.count) |i| self.ownerDigest(header.sender, wire.readDigest(datagram, i), now);
             },
             .conn_stale => {
-                if (!self.emitting()) return;
+                if (!serving(self.role)) return;
                 for (0..header.count) |i| self.staleNotice(peer, wire.readStale(datagram, i), now);
             },
             .migrate_request => if (self.emitting()) self.handOver(wire.readTarget(datagram), now),
@@ -1007,6 +1110,23 @@ pub const Datapath = struct {
                     const r = wire.readReport(datagram, i);
                     const c = self.lookup(r.conn) orelse continue;
                     if (self.serves(c) and c.held.count > 0) self.repair(c, now);
+                }
+            },
+            .conn_missing => {
+                if (!serving(self.role)) return;
+                for (0..header.count) |i| {
+                    const c = self.lookup(wire.readReport(datagram, i).conn) orelse continue;
+                    if (self.serves(c)) self.missing(c, peer, now);
+                }
+            },
+            .catchup_open, .catchup_data => {
+                // Only from the node we follow, in its epoch.
+                const ours = self.role == .replica and header.sender == self.primary_id and header.epoch == self.epoch;
+                if (!ours) return;
+                if (header.kind == .catchup_open) {
+                    self.catchupOpen(wire.readCatchupOpen(datagram, header.count), now);
+                } else {
+                    self.catchupData(wire.readCatchupData(datagram) catch return, now);
                 }
             },
             .conn_owner => {
@@ -1051,8 +1171,28 @@ pub const Datapath = struct {
         }
     }
 
-    fn connOpen(self: *Datapath, item: wire.ConnOpen, now: u64) void {
-        const c = self.lookup(item.conn) orelse return;
+    /// A batch of conn_opens from `peer`; those we lack (or whose catch-up
+    /// has not finished) are answered, all in one conn_missing.
+    fn connOpens(self: *Datapath, peer: u8, datagram: []const u8, count: u8, now: u64) void {
+        var buf: [wire.datagram_bytes_max]u8 = undefined;
+        var lacking: u8 = 0;
+        for (0..count) |i| {
+            const item = wire.readConnOpen(datagram, i);
+            const known = self.lookup(item.conn);
+            if (known == null or known.?.catching_up) {
+                if (self.role != .replica) continue;
+                wire.writeReport(&buf, lacking, .{ .conn = item.conn, .rcv_nxt = 0 });
+                lacking += 1;
+                continue;
+            }
+            self.connOpen(known.?, item, now);
+        }
+        if (lacking == 0) return;
+        self.writeOwnHeader(&buf, .conn_missing, lacking);
+        self.sink.to_peer(self.sink.ctx, peer, buf[0 .. wire.header_bytes + @as(usize, lacking) * wire.report_bytes]);
+    }
+
+    fn connOpen(self: *Datapath, c: *Conn, item: wire.ConnOpen, now: u64) void {
         if (c.primary_known) {
             // A repeat: the primary still holds the client's bytes for us, so
             // our last report may have been lost; say again where we are.
@@ -1071,6 +1211,7 @@ pub const Datapath = struct {
         c.seq_delta = c.primary_isn -% c.local_isn;
         c.ts_delta = c.primary_tsval -% c.local_tsval;
         c.mapped = true;
+        if (c.catching_up) self.catchupHandshake(c);
         self.flushPending(c, now);
     }
 
@@ -1210,15 +1351,15 @@ pub const Datapath = struct {
             self.compare(c, cp.offset, cp.digest, digest, now);
             if (check.stale) return;
         }
-        if (self.emitting()) return self.queueDigest(c, cp);
+        if (self.serves(c)) return self.queueDigest(c, cp);
         if (theirs == null) _ = pushCheckpoint(&check.own, &check.own_len, cp);
     }
 
-    /// Replica: one of the primary's digests.
-    fn primaryDigest(self: *Datapath, item: wire.Digest, now: u64) void {
+    /// A member: one of the digests of the node serving the connection.
+    fn ownerDigest(self: *Datapath, sender: u8, item: wire.Digest, now: u64) void {
         const c = self.lookup(item.conn) orelse return;
         const check = &c.check;
-        if (check.stale) return;
+        if (check.stale or self.serves(c) or sender != self.ownerId(c)) return;
         const mine = findCheckpoint(&check.own, check.own_len, item.offset);
         // The primary sends in offset order: older ones of ours will not be matched.
         dropCheckpoints(&check.own, &check.own_len, item.offset);
@@ -1326,7 +1467,7 @@ pub const Datapath = struct {
         }));
     }
 
-    /// Primary: queues a digest for the connection's live members.
+    /// The node serving `c`: queues a digest for the connection's live members.
     fn queueDigest(self: *Datapath, c: *Conn, cp: Checkpoint) void {
         const peers = c.members & self.aliveMask();
         if (peers == 0) return;
@@ -1339,19 +1480,21 @@ pub const Datapath = struct {
         self.digest_queue_len += 1;
     }
 
-    /// Replica: queues "no longer held here" for the primary.
+    /// A member: queues "no longer held here" for the node serving `c`.
     fn queueStaleNotice(self: *Datapath, c: *Conn) void {
         assert(c.check.stale);
-        if (self.role != .replica) return;
+        if (!serving(self.role) or self.serves(c)) return;
+        const owner = self.peerIndex(self.ownerId(c)) orelse return;
         if (self.stale_queue_len == stale_queue_max) self.sendStaleNotices();
         assert(self.stale_queue_len < stale_queue_max);
-        self.stale_queue[self.stale_queue_len] = .{ .conn = c.key, .offset = c.check.stale_offset };
+        self.stale_queue[self.stale_queue_len] = .{ .item = .{ .conn = c.key, .offset = c.check.stale_offset }, .peer = owner };
         self.stale_queue_len += 1;
     }
 
-    /// Primary: replica `peer` holds the connection no more.
+    /// The node serving the connection: member `peer` holds it no more.
     fn staleNotice(self: *Datapath, peer: u8, item: wire.Stale, now: u64) void {
         const c = self.lookup(item.conn) orelse return;
+        if (!self.serves(c)) return;
         const bit = @as(u16, 1) << @intCast(peer);
         if (c.check.stale_peers & bit == 0) {
             self.counters.divergences_reported += 1;
@@ -1371,7 +1514,11 @@ pub const Datapath = struct {
     /// One batch per peer, of the digests that peer is a member for.
     fn sendDigests(self: *Datapath) void {
         defer self.digest_queue_len = 0;
-        if (!self.emitting()) return; // fenced or handed over since: stale news
+        // Fenced, handed over or migrated away since: stale news.
+        for (self.digest_queue[0..self.digest_queue_len]) |*queued| {
+            const c = self.lookup(queued.item.conn);
+            if (c == null or !self.serves(c.?)) queued.peers = 0;
+        }
         var buf: [wire.datagram_bytes_max]u8 = undefined;
         for (0..self.config.peer_count) |i| {
             const bit = @as(u16, 1) << @intCast(i);
@@ -1396,15 +1543,23 @@ pub const Datapath = struct {
         self.sink.to_peer(self.sink.ctx, peer, buf[0 .. wire.header_bytes + count * wire.digest_bytes]);
     }
 
+    /// One batch per peer, of the notices for the connections it serves.
     fn sendStaleNotices(self: *Datapath) void {
         defer self.stale_queue_len = 0;
-        const primary = self.primaryPeer() orelse return;
-        if (self.role != .replica) return;
+        if (!serving(self.role)) return;
         var buf: [wire.datagram_bytes_max]u8 = undefined;
         comptime assert(stale_queue_max <= wire.stales_max);
-        for (self.stale_queue[0..self.stale_queue_len], 0..) |item, i| wire.writeStale(&buf, i, item);
-        self.writeOwnHeader(&buf, .conn_stale, @intCast(self.stale_queue_len));
-        self.sink.to_peer(self.sink.ctx, primary, buf[0 .. wire.header_bytes + self.stale_queue_len * wire.stale_bytes]);
+        for (0..self.config.peer_count) |peer| {
+            var count: usize = 0;
+            for (self.stale_queue[0..self.stale_queue_len]) |queued| {
+                if (queued.peer != peer) continue;
+                wire.writeStale(&buf, count, queued.item);
+                count += 1;
+            }
+            if (count == 0) continue;
+            self.writeOwnHeader(&buf, .conn_stale, @intCast(count));
+            self.sink.to_peer(self.sink.ctx, @intCast(peer), buf[0 .. wire.header_bytes + count * wire.stale_bytes]);
+        }
     }
 
     pub const Diverged = struct {
@@ -1499,6 +1654,7 @@ pub const Datapath = struct {
             self.sendHandover(now);
         }
         if (self.emitting()) self.resendConnOpens(now);
+        if (self.catchups_active > 0) self.pumpCatchups(now);
         if (now -% self.last_gc_ns >= 100 * std.time.ns_per_ms) {
             self.last_gc_ns = now;
             self.collect(now);
@@ -1578,8 +1734,11 @@ pub const Datapath = struct {
         self.announce();
         for (self.conns, 0..) |*c, i| {
             if (!self.conn_used[i]) continue;
-            // A diverged copy is never served as if nothing happened.
-            if (c.check.stale) {
+            // A diverged copy is never served as if nothing happened; nor is
+            // one whose catch-up had not finished (its NF lacks client bytes
+            // the client was told we have).
+            if (c.check.stale or c.catching_up) {
+                if (c.catching_up) self.counters.catchup_resets += 1;
                 self.resetClient(c, now);
                 continue;
             }
@@ -1663,7 +1822,8 @@ pub const Datapath = struct {
                 request.owner = self.ownerId(c);
                 continue;
             }
-            if (!able or !c.mapped) {
+            // A member only: one whose copy went stale holds nothing to serve.
+            if (!able or !c.mapped or c.members & self.peerBit(to) == 0) {
                 request.result = .bad_target;
                 self.counters.conn_migrations_refused += 1;
                 continue;
@@ -1678,6 +1838,245 @@ pub const Datapath = struct {
             request.owner = to;
         }
         if (request.result == .handed) self.flushReports();
+    }
+
+    // ------------------------------------------------------------ catch-up
+
+    /// Serving node: conn_opens for every connection we serve, to a peer
+    /// heard again after a silence; it answers conn_missing for those it lacks.
+    fn announceConns(self: *Datapath, peer: u8, now: u64) void {
+        _ = now;
+        var buf: [wire.datagram_bytes_max]u8 = undefined;
+        var count: usize = 0;
+        for (self.conns, 0..) |*c, i| {
+            if (!self.conn_used[i] or c.closed_ns != 0 or !c.primary_known or !self.serves(c)) continue;
+            wire.writeConnOpen(&buf, count, .{ .conn = c.key, .isn = c.primary_isn, .tsval = c.primary_tsval, .has_ts = c.has_ts });
+            count += 1;
+            if (count == wire.conn_opens_max) {
+                self.sendConnOpenBatch(peer, &buf, count);
+                count = 0;
+            }
+        }
+        if (count > 0) self.sendConnOpenBatch(peer, &buf, count);
+    }
+
+    fn sendConnOpenBatch(self: *Datapath, peer: u8, buf: []u8, count: usize) void {
+        self.writeOwnHeader(buf, .conn_open, @intCast(count));
+        self.counters.conn_opens_sent += count;
+        self.sink.to_peer(self.sink.ctx, peer, buf[0 .. wire.header_bytes + count * wire.conn_open_bytes]);
+    }
+
+    /// Serving node: member `peer` lacks `c` (it restarted). It is no
+    /// member from now on — nothing waits for it — and, if our input log is
+    /// whole, it is caught up: its NF gets the client's SYN and every byte
+    /// since, and becomes a member again once it holds what ours does.
+    fn missing(self: *Datapath, c: *Conn, peer: u8, now: u64) void {
+        const bit = @as(u16, 1) << @intCast(peer);
+        self.counters.conns_missing += 1;
+        c.members &= ~bit;
+        c.reported &= ~bit;
+        self.release(c, now);
+        self.kickIfSynced(c, now);
+        if (c.catchup & bit != 0) return self.sendCatchupOpen(c, peer); // its open was lost
+        const able = c.owner == 0 and c.syn_len > 0 and !c.log.lost and c.rcv_known and
+            c.local_known and c.closed_ns == 0 and !c.fin_client and !c.check.stale;
+        if (!able) {
+            self.counters.catchups_impossible += 1;
+            return;
+        }
+        if (c.catchup == 0) self.catchups_active += 1;
+        c.catchup |= bit;
+        c.catchup_next[peer] = 0;
+        c.catchup_acked[peer] = 0;
+        c.catchup_moved_ns[peer] = now;
+        self.counters.catchups_started += 1;
+        self.sendCatchupOpen(c, peer);
+    }
+
+    fn sendCatchupOpen(self: *Datapath, c: *Conn, peer: u8) void {
+        var buf: [wire.datagram_bytes_max]u8 = undefined;
+        self.writeOwnHeader(&buf, .catchup_open, c.syn_len);
+        const len = wire.writeCatchupOpen(&buf, .{
+            .conn = c.key,
+            .isn = c.primary_isn,
+            .tsval = c.primary_tsval,
+            .has_ts = c.has_ts,
+            .syn = c.syn[0..c.syn_len],
+        });
+        self.sink.to_peer(self.sink.ctx, peer, buf[0..len]);
+    }
+
+    /// Serving node, every tick while a catch-up runs: sends each member
+    /// being caught up the next chunks of the log, at most a window beyond
+    /// what it reported; after a stretch with no progress, sends again from
+    /// its report (chunks get lost); once it holds all our NF holds, makes
+    /// it a member again.
+    fn pumpCatchups(self: *Datapath, now: u64) void {
+        for (self.conns, 0..) |*c, i| {
+            if (!self.conn_used[i] or c.catchup == 0) continue;
+            for (0..self.config.peer_count) |at| {
+                const peer: u8 = @intCast(at);
+                const bit = @as(u16, 1) << @intCast(peer);
+                if (c.catchup & bit == 0) continue;
+                if (!self.peers[peer].alive or !self.serves(c) or c.closed_ns != 0 or c.log.lost) {
+                    self.endCatchup(c, bit);
+                    continue;
+                }
+                self.pumpCatchup(c, peer, now);
+            }
+        }
+    }
+
+    fn pumpCatchup(self: *Datapath, c: *Conn, peer: u8, now: u64) void {
+        const bit = @as(u16, 1) << @intCast(peer);
+        const base = c.client_isn +% 1;
+        if (c.reported & bit != 0) {
+            const acked = c.replica_rcv[peer] -% base;
+            if (acked < input_log.bytes_max and c.catchup_acked[peer] < acked) {
+                c.catchup_acked[peer] = acked;
+                c.catchup_moved_ns[peer] = now;
+            }
+        }
+        // What our NF holds: the whole prefix of the log.
+        const whole = @min(c.rcv_nxt -% base, c.log.len);
+        const acked = c.catchup_acked[peer];
+        if (c.reported & bit != 0 and acked >= whole) {
+            // Caught up: a member again, held for from the next byte on.
+            c.members |= bit;
+            self.endCatchup(c, bit);
+            self.counters.catchups_done += 1;
+            self.sendCatchupChunk(c, peer, whole, 0);
+            return;
+        }
+        if (now -% c.catchup_moved_ns[peer] >= catchup_retry_ns) {
+            c.catchup_moved_ns[peer] = now;
+            c.catchup_next[peer] = acked;
+            if (c.reported & bit == 0) self.sendCatchupOpen(c, peer);
+        }
+        const limit = @min(whole, acked +| catchup_window_bytes);
+        var sent: u32 = 0;
+        while (c.catchup_next[peer] < limit and sent < catchup_burst) : (sent += 1) {
+            const from = c.catchup_next[peer];
+            const len: u32 = @min(limit - from, wire.catchup_payload_max);
+            self.sendCatchupChunk(c, peer, from, len);
+            c.catchup_next[peer] = from + len;
+        }
+    }
+
+    fn endCatchup(self: *Datapath, c: *Conn, bit: u16) void {
+        c.catchup &= ~bit;
+        if (c.catchup == 0) self.catchups_active -= 1;
+    }
+
+    /// `len` log bytes from `from`; none: "you are a member again".
+    fn sendCatchupChunk(self: *Datapath, c: *Conn, peer: u8, from: u32, len: u32) void {
+        var buf: [wire.datagram_bytes_max]u8 = undefined;
+        // The client's acknowledged output, as a stream offset (ours: the
+        // NF's first byte follows its SYN, on every node).
+        const out_acked: u32 = if (c.ack_max_known) c.ack_max -% c.local_isn -% 1 else 0;
+        self.writeOwnHeader(&buf, .catchup_data, 0);
+        const n = wire.writeCatchupData(&buf, .{
+            .conn = c.key,
+            .offset = from,
+            .out_acked = out_acked,
+            .data = if (len == 0) &.{} else c.log.slice(from, from + len),
+        });
+        self.counters.catchup_chunks_sent += 1;
+        self.sink.to_peer(self.sink.ctx, peer, buf[0..n]);
+    }
+
+    /// Member: the serving node replays a connection we lack. Our NF gets
+    /// the client's SYN now; the rest follows once its SYN-ACK maps it.
+    fn catchupOpen(self: *Datapath, item: wire.CatchupOpen, now: u64) void {
+        if (self.lookup(item.conn)) |known| {
+            // A repeat: our NF may not have been listening yet (it answered
+            // the SYN with a RST), so it gets the SYN again until it answers.
+            // Otherwise a catch-up from a new primary for one we have.
+            if (!known.catching_up or known.local_known) return;
+            const syn = self.scratch[0..known.syn_len];
+            @memcpy(syn, known.syn[0..known.syn_len]);
+            rewriteMacs(syn, self.config.nf_mac, self.config.inner_mac);
+            self.deliverToNf(syn);
+            return;
+        }
+        if (item.syn.len > frame_bytes_max) return;
+        const syn = self.scratch[0..item.syn.len];
+        @memcpy(syn, item.syn);
+        const p = packet.parse(syn) catch return;
+        if (p.flags & (packet.flag_syn | packet.flag_ack) != packet.flag_syn) return;
+        if (wire.key(p.source_ip, p.source_port, p.destination_port) != item.conn) return;
+        const c = self.open(item.conn, syn, p, now) orelse {
+            self.counters.table_full += 1;
+            return;
+        };
+        c.primary_known = true;
+        c.primary_isn = item.isn;
+        c.primary_tsval = item.tsval;
+        c.catching_up = true;
+        if (p.options.timestamp_offset) |ts| c.client_tsval = std.mem.readInt(u32, syn[ts..][0..4], .big);
+        self.counters.catchups_joined += 1;
+        rewriteMacs(syn, self.config.nf_mac, self.config.inner_mac);
+        self.deliverToNf(syn);
+    }
+
+    /// Member, once the NF's SYN-ACK mapped a caught-up connection: a
+    /// client header built from its SYN (the template for what follows,
+    /// until the client's own frames give one) and the handshake's ACK.
+    fn catchupHandshake(self: *Datapath, c: *Conn) void {
+        const syn = c.syn[0..c.syn_len];
+        const p = packet.parse(syn) catch return;
+        const options: u16 = if (p.options.timestamp_offset != null) 12 else 0;
+        const tcp = p.tcp_offset;
+        const len = tcp + 20 + options;
+        if (len > template_bytes_max) return;
+        const t = c.template[0..len];
+        @memcpy(t[0 .. tcp + 20], syn[0 .. tcp + 20]);
+        t[tcp + 12] = @intCast((20 + options) / 4 << 4);
+        std.mem.writeInt(u32, t[tcp + 8 ..][0..4], c.local_isn +% 1, .big);
+        std.mem.writeInt(u16, t[tcp + 14 ..][0..2], 0xffff, .big);
+        std.mem.writeInt(u16, t[tcp + 18 ..][0..2], 0, .big);
+        if (options != 0) {
+            const o = t[tcp + 20 ..][0..12];
+            o[0..4].* = .{ packet.option_nop, packet.option_nop, 8, 10 };
+            std.mem.writeInt(u32, o[4..8], c.client_tsval orelse 0, .big);
+            std.mem.writeInt(u32, o[8..12], c.local_tsval, .big);
+        }
+        c.template_len = @intCast(len);
+        const ack = buildFromTemplate(c, &self.scratch, c.client_isn +% 1, c.local_isn +% 1, 0) orelse return;
+        c.acked_to_nf = c.local_isn +% 1;
+        rewriteMacs(ack, self.config.nf_mac, self.config.inner_mac);
+        self.deliverToNf(ack);
+    }
+
+    /// Member: a chunk of the client's bytes for a connection being caught
+    /// up, fed to our NF as a client segment (its stack drops what it has).
+    /// It acknowledges the NF's output as far as the client did, no further:
+    /// past that the client may still need our NF to send it, at a takeover.
+    fn catchupData(self: *Datapath, item: wire.CatchupData, now: u64) void {
+        _ = now;
+        const c = self.lookup(item.conn) orelse return;
+        if (!c.catching_up) return;
+        if (item.data.len == 0) {
+            c.catching_up = false; // a member again
+            return;
+        }
+        if (!c.mapped or c.template_len == 0 or c.check.stale) return; // sent again
+        const out_acked = c.local_isn +% 1 +% item.out_acked;
+        if (!c.ack_max_known or seqLt(c.ack_max, out_acked)) {
+            c.ack_max = out_acked;
+            c.ack_max_known = true;
+        }
+        var ack = if (seqLt(c.snd_nxt, c.ack_max)) c.snd_nxt else c.ack_max;
+        if (seqLt(ack, c.acked_to_nf)) ack = c.acked_to_nf;
+        const len: u16 = @intCast(item.data.len);
+        var buf: [frame_bytes_max]u8 = undefined;
+        const frame = buildFromTemplate(c, &buf, c.client_isn +% 1 +% item.offset, ack, len) orelse return;
+        const p = packet.parse(frame) catch return;
+        @memcpy(frame[p.tcp_offset + p.tcp_header_len ..][0..len], item.data);
+        packet.tcpChecksumRecompute(frame, p);
+        c.acked_to_nf = ack;
+        rewriteMacs(frame, self.config.nf_mac, self.config.inner_mac);
+        self.feedNf(c, frame);
     }
 
     /// Tells the node serving `c` that our NF lacks the client's bytes at
@@ -1717,6 +2116,7 @@ pub const Datapath = struct {
             c.kick_pending = true;
             c.owner_since_ns = now;
             self.counters.conn_migrations_in += 1;
+            if (c.check.stale) return self.resetClient(c, now); // never served diverged
             self.kickIfSynced(c, now);
         } else {
             // Someone else's: our NF's acks go to it from now on.
@@ -1729,7 +2129,7 @@ pub const Datapath = struct {
     /// goes to its own NF now, as on any replica, and its next report goes
     /// to the node serving `c`.
     fn yieldConn(self: *Datapath, c: *Conn) void {
-        while (self.takeFront(&c.held)) |frame| self.deliverToNf(frame);
+        while (self.takeFront(&c.held)) |frame| self.feedNf(c, frame);
         c.kick_pending = false;
         self.markDirty(c);
     }
@@ -1749,6 +2149,11 @@ pub const Datapath = struct {
             c.owner_notices_left = 20;
             self.sendOwner(c, now);
             self.counters.conns_reclaimed += 1;
+            // As at a takeover: a diverged copy is never served.
+            if (c.check.stale) {
+                self.resetClient(c, now);
+                continue;
+            }
             self.kickIfSynced(c, now);
         }
     }
@@ -1975,6 +2380,10 @@ pub const Datapath = struct {
             .client_wscale = @min(p.options.window_scale orelse 0, 14),
             .last_ns = now,
         };
+        if (frame.len <= wire.syn_bytes_max) {
+            @memcpy(c.syn[0..frame.len], frame);
+            c.syn_len = @intCast(frame.len);
+        }
         self.counters.conns_opened += 1;
         for (&self.early) |*e| {
             if (e.conn != key) continue;
@@ -1997,6 +2406,8 @@ pub const Datapath = struct {
         for ([_]*FrameList{ &c.out, &c.held, &c.pending }) |list| {
             while (self.listPop(list)) |slot| self.frameFree(slot);
         }
+        c.log.deinit(self.allocator, &self.log_budget);
+        if (c.catchup != 0) self.catchups_active -= 1;
         const index = self.connIndex(c);
         _ = self.index.remove(c.key);
         self.conn_used[index] = false;
@@ -2965,6 +3376,41 @@ test "divergence: a different byte marks the replica's copy stale and frees the 
     try testing.expectEqual(@as(u64, 1), pair.primary.counters.divergences_reported); // once per replica
 }
 
+test "divergence after a per-connection migration: the owner sends the digests, a member that differs tells the owner" {
+    var pair: Pair = .{};
+    try divergencePair(&pair);
+    defer pair.deinit();
+    const syn = try packet.parse(&fixtures.syn);
+    pair.primary.requestConnMigrate(2, syn.source_ip, syn.source_port, 62);
+    try testing.expectEqual(.handed, pair.primary.conn_request.result);
+    pair.deliverPeers(63);
+    try testing.expectEqual(@as(u64, 1), pair.replica.counters.conn_migrations_in);
+    pair.p_rec.clear();
+    pair.r_rec.clear();
+    const end = output_checkpoint_bytes + 1000;
+    // The owner (a replica by role) digests its output for the members.
+    nfWrites(pair.replica, 0, end, 1400, .{ .shift = dv_shift, .ts_shift = dv_ts_shift }, null, 70);
+    pair.replica.flushReports();
+    try testing.expectEqual(@as(u64, 1), pair.replica.counters.digests_sent);
+    try testing.expectEqual(@as(u64, 0), pair.primary.counters.digests_sent);
+    pair.deliverPeers(71);
+    // The primary, a member of it now, compares and finds its own copy differs.
+    nfWrites(pair.primary, 0, end, 1400, .{ .corrupt_at = 30_000 }, null, 72);
+    try testing.expectEqual(@as(u64, 1), pair.primary.counters.digests_compared);
+    try testing.expectEqual(@as(u64, 1), pair.primary.counters.divergences);
+    try testing.expect(pair.primary.divergence().list[0].here);
+    try testing.expectEqual(@as(usize, 0), pair.p_rec.to_client.items.len); // no reset: not its to serve
+    // Its notice goes to the owner, which stops holding the client's bytes for it.
+    pair.primary.flushReports();
+    try testing.expectEqual(@as(usize, 1), pair.p_rec.count(.conn_stale));
+    pair.deliverPeers(73);
+    try testing.expectEqual(@as(u64, 1), pair.replica.counters.divergences_reported);
+    try testing.expectEqual(@as(u16, 1) << 1, pair.replica.divergence().list[0].reported_by);
+    // Nor can the connection be migrated back to a stale copy.
+    pair.replica.requestConnMigrate(1, syn.source_ip, syn.source_port, 74);
+    try testing.expectEqual(.bad_target, pair.replica.conn_request.result);
+}
+
 test "divergence: retransmitted and overlapping segments hash only their new bytes" {
     var pair: Pair = .{};
     try divergencePair(&pair);
@@ -3290,6 +3736,185 @@ test "a lost report: the primary's repeated conn_open makes the replica report a
     pair.replica.flushReports();
     pair.deliverPeers(later);
     try testing.expectEqual(@as(usize, 1), pair.p_rec.to_nf.items.len); // released
+}
+
+/// Delivers the datagrams one recorder holds to `to`, and frees them.
+fn deliverFrom(rec: *Recorder, to: *Datapath, now: u64) void {
+    var taken = rec.to_peer;
+    rec.to_peer = .empty;
+    defer {
+        for (taken.items) |d| testing.allocator.free(d);
+        taken.deinit(testing.allocator);
+    }
+    for (taken.items) |d| to.controlDatagram(0, d, now);
+}
+
+/// The NF on `dp` acknowledges `acked` client bytes (its own space shifted).
+fn nfAck(dp: *Datapath, shift: u32, ts_shift: u32, acked: u32, now: u64) void {
+    var buf: [frame_bytes_max]u8 = undefined;
+    const frame = copyFrame(&buf, &fixtures.syn_ack);
+    const q = packet.parse(frame) catch unreachable;
+    packet.translate(frame, q, .{ .seq_delta = shift +% 1, .ack_delta = acked, .tsval_delta = ts_shift });
+    frame[q.tcp_offset + 13] = packet.flag_ack;
+    packet.tcpChecksumRecompute(frame, q);
+    dp.innerFrame(frame, now);
+}
+
+test "catch-up: a restarted replica gets the connection replayed to its NF and is a member again" {
+    var pair: Pair = .{};
+    try pair.init();
+    defer pair.deinit();
+    try pair.handshake(0x300, 2);
+    const d = try packet.parse(&fixtures.data);
+    const len: u32 = d.payload_len;
+    pair.client(&fixtures.data, 60);
+    nfAck(pair.replica, 0x300, 2, len, 61);
+    pair.replica.flushReports();
+    pair.deliverPeers(62);
+    nfAck(pair.primary, 0, 0, len, 63); // the primary's NF has the bytes
+    // The replica restarts: a new agent, knowing no connection.
+    pair.replica.deinit(testing.allocator);
+    pair.r_rec.clear();
+    pair.p_rec.clear();
+    pair.replica = try Datapath.init(testing.allocator, testConfig(2, false, .{ 10, 77, 0, 11 }), pair.r_rec.sink(), 0);
+    const t: u64 = std.time.ns_per_s; // long enough for the primary to count it dead
+    pair.primary.tick(t);
+    pair.replica.tick(t);
+    deliverFrom(&pair.p_rec, pair.replica, t); // it follows the primary
+    deliverFrom(&pair.r_rec, pair.primary, t); // heard again: the primary names its connections
+    try testing.expectEqual(@as(usize, 1), pair.p_rec.count(.conn_open));
+    deliverFrom(&pair.p_rec, pair.replica, t);
+    try testing.expectEqual(@as(usize, 1), pair.r_rec.count(.conn_missing));
+    deliverFrom(&pair.r_rec, pair.primary, t);
+    try testing.expectEqual(@as(u64, 1), pair.primary.counters.catchups_started);
+    try testing.expectEqual(@as(usize, 1), pair.p_rec.count(.catchup_open));
+    // The replica's NF gets the client's SYN, answers it, and gets the handshake's ACK.
+    deliverFrom(&pair.p_rec, pair.replica, t + 1);
+    try testing.expectEqual(@as(usize, 1), pair.r_rec.to_nf.items.len);
+    const syn = try packet.parse(pair.r_rec.to_nf.items[0]);
+    try testing.expectEqual(packet.flag_syn, syn.flags);
+    try testing.expectEqual((try packet.parse(&fixtures.syn)).seq, syn.seq);
+    const shift: u32 = 0x9000;
+    var buf: [frame_bytes_max]u8 = undefined;
+    pair.replica.innerFrame(synAckWith(&buf, shift, 5), t + 2);
+    try testing.expectEqual(@as(usize, 2), pair.r_rec.to_nf.items.len);
+    const hs_frame = pair.r_rec.to_nf.items[1];
+    const hs = try packet.parse(hs_frame);
+    try testing.expectEqual(packet.flag_ack, hs.flags);
+    try testing.expectEqual(syn.seq +% 1, hs.seq);
+    try testing.expectEqual((try packet.parse(&fixtures.syn_ack)).seq +% shift +% 1, hs.ack);
+    try testing.expect(packet.checksumsValid(hs_frame, hs));
+    // Then the client's bytes, as a client segment, from the primary's log.
+    pair.primary.tick(t + 3);
+    try testing.expectEqual(@as(usize, 1), pair.p_rec.count(.catchup_data));
+    deliverFrom(&pair.p_rec, pair.replica, t + 4);
+    try testing.expectEqual(@as(usize, 3), pair.r_rec.to_nf.items.len);
+    const seg_frame = pair.r_rec.to_nf.items[2];
+    const seg = try packet.parse(seg_frame);
+    try testing.expectEqual(d.seq, seg.seq);
+    try testing.expectEqual(d.payload_len, seg.payload_len);
+    try testing.expect(packet.checksumsValid(seg_frame, seg));
+    try testing.expectEqualSlices(
+        u8,
+        fixtures.data[d.tcp_offset + d.tcp_header_len ..][0..len],
+        seg_frame[seg.tcp_offset + seg.tcp_header_len ..][0..len],
+    );
+    // Its NF acknowledges them: caught up, a member again.
+    nfAck(pair.replica, shift, 5, len, t + 5);
+    pair.replica.flushReports();
+    deliverFrom(&pair.r_rec, pair.primary, t + 6);
+    pair.primary.tick(t + 7);
+    try testing.expectEqual(@as(u64, 1), pair.primary.counters.catchups_done);
+    deliverFrom(&pair.p_rec, pair.replica, t + 8);
+    pair.p_rec.clear();
+    pair.r_rec.clear();
+    // The client's next bytes wait for the replica again.
+    var more_buf: [frame_bytes_max]u8 = undefined;
+    const more = copyFrame(&more_buf, &fixtures.data);
+    packet.translate(more, d, .{ .seq_delta = len });
+    pair.client(more, t + 9);
+    try testing.expectEqual(@as(usize, 0), pair.p_rec.to_nf.items.len);
+    try testing.expectEqual(@as(usize, 1), pair.r_rec.to_nf.items.len);
+    nfAck(pair.replica, shift, 5, 2 * len, t + 10);
+    pair.replica.flushReports();
+    deliverFrom(&pair.r_rec, pair.primary, t + 11);
+    try testing.expectEqual(@as(usize, 1), pair.p_rec.to_nf.items.len);
+}
+
+test "catch-up: a restarted replica that takes over before its catch-up finished resets that connection" {
+    var pair: Pair = .{};
+    try pair.init();
+    defer pair.deinit();
+    try pair.handshake(0x300, 2);
+    const d = try packet.parse(&fixtures.data);
+    pair.client(&fixtures.data, 60);
+    nfAck(pair.replica, 0x300, 2, d.payload_len, 61);
+    pair.replica.flushReports();
+    pair.deliverPeers(62);
+    nfAck(pair.primary, 0, 0, d.payload_len, 63);
+    pair.replica.deinit(testing.allocator);
+    pair.r_rec.clear();
+    pair.p_rec.clear();
+    pair.replica = try Datapath.init(testing.allocator, testConfig(2, false, .{ 10, 77, 0, 11 }), pair.r_rec.sink(), 0);
+    const t: u64 = std.time.ns_per_s;
+    pair.primary.tick(t);
+    pair.replica.tick(t);
+    deliverFrom(&pair.p_rec, pair.replica, t);
+    deliverFrom(&pair.r_rec, pair.primary, t);
+    deliverFrom(&pair.p_rec, pair.replica, t);
+    deliverFrom(&pair.r_rec, pair.primary, t);
+    deliverFrom(&pair.p_rec, pair.replica, t + 1); // catchup_open: SYN to its NF
+    var buf: [frame_bytes_max]u8 = undefined;
+    pair.replica.innerFrame(synAckWith(&buf, 0x9000, 5), t + 2);
+    pair.p_rec.clear(); // the primary dies before sending the bytes
+    pair.r_rec.clear();
+    const later = t + std.time.ns_per_s;
+    pair.replica.tick(later);
+    try testing.expectEqual(Role.primary, pair.replica.role);
+    try testing.expectEqual(@as(u64, 1), pair.replica.counters.catchup_resets);
+    // The client gets a RST (besides the gratuitous ARP), never a
+    // connection whose NF lacks its bytes.
+    var resets: usize = 0;
+    for (pair.r_rec.to_client.items) |frame| {
+        const q = packet.parse(frame) catch continue;
+        if (q.flags & packet.flag_rst != 0) resets += 1;
+    }
+    try testing.expectEqual(@as(usize, 1), resets);
+}
+
+test "held segments reach the NF with the client's newest TSval" {
+    var pair: Pair = .{};
+    try pair.init();
+    defer pair.deinit();
+    try pair.handshake(0x20, 3);
+    pair.p_rec.clear();
+    pair.client(&fixtures.data, 60);
+    // The next segment, sent 1000 ticks later; both held until the replica acks them.
+    var s2_buf: [frame_bytes_max]u8 = undefined;
+    const s2 = copyFrame(&s2_buf, &fixtures.data);
+    const d = try packet.parse(s2);
+    packet.translate(s2, d, .{ .seq_delta = d.payload_len });
+    const ts = d.options.timestamp_offset.?;
+    const newer = std.mem.readInt(u32, s2[ts..][0..4], .big) +% 1000;
+    std.mem.writeInt(u32, s2[ts..][0..4], newer, .big);
+    packet.tcpChecksumRecompute(s2, d);
+    pair.client(s2, 61);
+    try testing.expectEqual(@as(usize, 0), pair.p_rec.to_nf.items.len);
+    var buf: [frame_bytes_max]u8 = undefined;
+    const ack_frame = copyFrame(&buf, &fixtures.syn_ack);
+    const q = try packet.parse(ack_frame);
+    packet.translate(ack_frame, q, .{ .seq_delta = 0x20 +% 1, .ack_delta = 2 * @as(u32, d.payload_len), .tsval_delta = 3 });
+    ack_frame[q.tcp_offset + 13] = packet.flag_ack;
+    packet.tcpChecksumRecompute(ack_frame, q);
+    pair.replica.innerFrame(ack_frame, 70);
+    pair.replica.flushReports();
+    pair.deliverPeers(71);
+    try testing.expectEqual(@as(usize, 2), pair.p_rec.to_nf.items.len);
+    for (pair.p_rec.to_nf.items) |released| {
+        const r = try packet.parse(released);
+        try testing.expectEqual(newer, std.mem.readInt(u32, released[r.options.timestamp_offset.?..][0..4], .big));
+        try testing.expect(packet.checksumsValid(released, r));
+    }
 }
 
 test "synthetic ACKs carry the client's newest TSval, also when that came with its FIN" {

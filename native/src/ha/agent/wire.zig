@@ -11,7 +11,7 @@ pub const version: u8 = 1;
 /// Largest datagram we send: stays below any lab or LAN MTU.
 pub const datagram_bytes_max = 1400;
 
-pub const Kind = enum(u8) { heartbeat = 1, conn_open = 2, rcv_report = 3, fail_request = 4, handover = 5, migrate_request = 6, output_digest = 7, conn_stale = 8, conn_owner = 9, rcv_hole = 10, _ };
+pub const Kind = enum(u8) { heartbeat = 1, conn_open = 2, rcv_report = 3, fail_request = 4, handover = 5, migrate_request = 6, output_digest = 7, conn_stale = 8, conn_owner = 9, rcv_hole = 10, conn_missing = 11, catchup_open = 12, catchup_data = 13, _ };
 pub const Role = enum(u8) { replica = 0, primary = 1, failed = 2, fenced = 3, _ };
 
 pub const Header = struct {
@@ -99,6 +99,8 @@ pub fn readOwner(datagram: []const u8, index: usize) Owner {
 /// Replica -> primary: how far its NF's stack acknowledged the client's bytes.
 /// `rcv_hole` has the same items: the NF's ACKs carry SACK blocks, so it holds
 /// client bytes past a hole at rcv_nxt (the primary draws a fast retransmit).
+/// `conn_missing` has them too (rcv_nxt 0): "I lack this connection" (a
+/// member that restarted), answering a conn_open.
 pub const Report = struct { conn: Key, rcv_nxt: u32 };
 pub const report_bytes = 12;
 pub const reports_max = (datagram_bytes_max - header_bytes) / report_bytes;
@@ -116,6 +118,68 @@ pub const digests_max = (datagram_bytes_max - header_bytes) / digest_bytes;
 pub const Stale = struct { conn: Key, offset: u32 };
 pub const stale_bytes = 12;
 pub const stales_max = (datagram_bytes_max - header_bytes) / stale_bytes;
+
+/// The node serving a connection -> a member that lacks it: the client's SYN
+/// as it arrived (`count` is its length) and the serving space's ISN and
+/// TSval, so the member's NF opens the same connection (see datapath.zig,
+/// "Catch-up").
+pub const CatchupOpen = struct { conn: Key, isn: u32, tsval: u32, has_ts: bool, syn: []const u8 };
+pub const catchup_open_bytes = 17;
+pub const syn_bytes_max = 128;
+
+/// Then the client's bytes from `offset` (stream offset, from its first data
+/// byte), with `out_acked`: how much of the NF's output the client has
+/// acknowledged (an output stream offset), which the member's NF may have
+/// acknowledged too. An empty one says "caught up: you are a member".
+pub const CatchupData = struct { conn: Key, offset: u32, out_acked: u32, data: []const u8 };
+pub const catchup_data_bytes = 18;
+pub const catchup_payload_max = datagram_bytes_max - header_bytes - catchup_data_bytes;
+
+pub fn writeCatchupOpen(out: []u8, item: CatchupOpen) usize {
+    assert(item.syn.len <= syn_bytes_max);
+    const slot = out[header_bytes..][0 .. catchup_open_bytes + item.syn.len];
+    std.mem.writeInt(u64, slot[0..8], item.conn, .big);
+    std.mem.writeInt(u32, slot[8..12], item.isn, .big);
+    std.mem.writeInt(u32, slot[12..16], item.tsval, .big);
+    slot[16] = @intFromBool(item.has_ts);
+    @memcpy(slot[catchup_open_bytes..], item.syn);
+    return header_bytes + slot.len;
+}
+
+/// The header's count is the SYN's length (readHeader checked it is there).
+pub fn readCatchupOpen(datagram: []const u8, syn_len: u8) CatchupOpen {
+    const slot = datagram[header_bytes..][0 .. catchup_open_bytes + @as(usize, syn_len)];
+    return .{
+        .conn = std.mem.readInt(u64, slot[0..8], .big),
+        .isn = std.mem.readInt(u32, slot[8..12], .big),
+        .tsval = std.mem.readInt(u32, slot[12..16], .big),
+        .has_ts = slot[16] != 0,
+        .syn = slot[catchup_open_bytes..],
+    };
+}
+
+pub fn writeCatchupData(out: []u8, item: CatchupData) usize {
+    assert(item.data.len <= catchup_payload_max);
+    const slot = out[header_bytes..][0 .. catchup_data_bytes + item.data.len];
+    std.mem.writeInt(u64, slot[0..8], item.conn, .big);
+    std.mem.writeInt(u32, slot[8..12], item.offset, .big);
+    std.mem.writeInt(u32, slot[12..16], item.out_acked, .big);
+    std.mem.writeInt(u16, slot[16..18], @intCast(item.data.len), .big);
+    @memcpy(slot[catchup_data_bytes..], item.data);
+    return header_bytes + slot.len;
+}
+
+pub fn readCatchupData(datagram: []const u8) DecodeError!CatchupData {
+    const fixed = datagram[header_bytes..][0..catchup_data_bytes];
+    const len = std.mem.readInt(u16, fixed[16..18], .big);
+    if (datagram.len < header_bytes + catchup_data_bytes + @as(usize, len)) return error.TooShort;
+    return .{
+        .conn = std.mem.readInt(u64, fixed[0..8], .big),
+        .offset = std.mem.readInt(u32, fixed[8..12], .big),
+        .out_acked = std.mem.readInt(u32, fixed[12..16], .big),
+        .data = datagram[header_bytes + catchup_data_bytes ..][0..len],
+    };
+}
 
 pub fn writeHeader(out: []u8, header: Header) void {
     assert(out.len >= header_bytes);
@@ -148,7 +212,9 @@ pub fn readHeader(datagram: []const u8) DecodeError!Header {
         .handover => handover_bytes,
         .migrate_request => target_bytes,
         .conn_open => @as(usize, header.count) * conn_open_bytes,
-        .rcv_report, .rcv_hole => @as(usize, header.count) * report_bytes,
+        .rcv_report, .rcv_hole, .conn_missing => @as(usize, header.count) * report_bytes,
+        .catchup_open => catchup_open_bytes + @as(usize, header.count),
+        .catchup_data => catchup_data_bytes,
         .output_digest => @as(usize, header.count) * digest_bytes,
         .conn_stale => @as(usize, header.count) * stale_bytes,
         .conn_owner => @as(usize, header.count) * owner_bytes,
@@ -214,6 +280,30 @@ pub fn writeStale(out: []u8, index: usize, item: Stale) void {
 pub fn readStale(datagram: []const u8, index: usize) Stale {
     const slot = datagram[header_bytes + index * stale_bytes ..][0..stale_bytes];
     return .{ .conn = std.mem.readInt(u64, slot[0..8], .big), .offset = std.mem.readInt(u32, slot[8..12], .big) };
+}
+
+test "catch-up messages round-trip and are length-checked" {
+    var buf: [datagram_bytes_max]u8 = undefined;
+    const k = key(0x0a4e0001, 39714, 7000);
+    const syn = [_]u8{ 1, 2, 3, 4, 5, 6, 7 };
+    writeHeader(&buf, .{ .kind = .catchup_open, .sender = 1, .role = .primary, .primary = 1, .count = syn.len, .epoch = 17 });
+    const open_len = writeCatchupOpen(&buf, .{ .conn = k, .isn = 7, .tsval = 9, .has_ts = true, .syn = &syn });
+    const h = try readHeader(buf[0..open_len]);
+    const open = readCatchupOpen(&buf, h.count);
+    try std.testing.expectEqual(k, open.conn);
+    try std.testing.expectEqual(@as(u32, 9), open.tsval);
+    try std.testing.expectEqualSlices(u8, &syn, open.syn);
+    try std.testing.expectError(error.TooShort, readHeader(buf[0 .. open_len - 1]));
+    writeHeader(&buf, .{ .kind = .catchup_data, .sender = 1, .role = .primary, .primary = 1, .count = 0, .epoch = 17 });
+    var payload: [catchup_payload_max]u8 = undefined;
+    for (&payload, 0..) |*b, i| b.* = @truncate(i);
+    const data_len = writeCatchupData(&buf, .{ .conn = k, .offset = 1 << 20, .out_acked = 5, .data = &payload });
+    try std.testing.expectEqual(@as(usize, datagram_bytes_max), data_len);
+    _ = try readHeader(buf[0..data_len]);
+    const data = try readCatchupData(buf[0..data_len]);
+    try std.testing.expectEqual(@as(u32, 1 << 20), data.offset);
+    try std.testing.expectEqualSlices(u8, &payload, data.data);
+    try std.testing.expectError(error.TooShort, readCatchupData(buf[0 .. data_len - 1]));
 }
 
 test "output digests and stale notices round-trip and are length-checked" {
