@@ -183,16 +183,14 @@ Deno.test("netem 'loss 1%': a SIGKILL of the primary loses nothing", async () =>
   await failoverCase("loss 1%");
 });
 
-// Not in the test command while issue 3 is open: about 1 run in 8 leaves a
-// connection stalled past the load's timeout after the failover (a client
-// whose timeout grew to tens of seconds from segments held under loss, or a
-// new primary's NF whose window closed while the client's segments, all
-// beyond that window, carried the only ACKs it would accept). Run it with
-// RELIAB_HA_NETEM_HEAVY=1 to reproduce; the closing note has the evidence.
+// Every lab link drops 5 % of frames: a flooded client frame must reach two
+// nodes, so about one in five misses one of them, and repeated losses drive
+// the client's retransmission timeouts to seconds (stalls of 3-24 s were
+// measured, see ARCHITECTURE). What must hold is that every connection then
+// continues, with no reset and no byte lost, duplicated or corrupted.
 Deno.test({
   name:
     `netem '${FULL_SPEC}' (without sch_netem: '${EMULABLE_SPEC}'): a SIGKILL of the primary loses nothing`,
-  ignore: Deno.env.get("RELIAB_HA_NETEM_HEAVY") !== "1",
   fn: async () => {
     await failoverCase(HAS_NETEM ? FULL_SPEC : EMULABLE_SPEC);
   },
