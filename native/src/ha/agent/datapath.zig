@@ -3760,24 +3760,23 @@ fn nfAck(dp: *Datapath, shift: u32, ts_shift: u32, acked: u32, now: u64) void {
     dp.innerFrame(frame, now);
 }
 
-test "catch-up: a restarted replica gets the connection replayed to its NF and is a member again" {
-    var pair: Pair = .{};
+/// A pair whose connection carried the client's first data, then a replica
+/// restarted (a new agent knowing no connection) and heard again at `t`:
+/// the primary names its connections, the replica says which it lacks, and
+/// the primary's catchup_open waits in its recorder.
+fn restartedReplica(pair: *Pair, t: u64) !void {
     try pair.init();
-    defer pair.deinit();
     try pair.handshake(0x300, 2);
-    const d = try packet.parse(&fixtures.data);
-    const len: u32 = d.payload_len;
+    const len = (try packet.parse(&fixtures.data)).payload_len;
     pair.client(&fixtures.data, 60);
     nfAck(pair.replica, 0x300, 2, len, 61);
     pair.replica.flushReports();
     pair.deliverPeers(62);
     nfAck(pair.primary, 0, 0, len, 63); // the primary's NF has the bytes
-    // The replica restarts: a new agent, knowing no connection.
     pair.replica.deinit(testing.allocator);
     pair.r_rec.clear();
     pair.p_rec.clear();
     pair.replica = try Datapath.init(testing.allocator, testConfig(2, false, .{ 10, 77, 0, 11 }), pair.r_rec.sink(), 0);
-    const t: u64 = std.time.ns_per_s; // long enough for the primary to count it dead
     pair.primary.tick(t);
     pair.replica.tick(t);
     deliverFrom(&pair.p_rec, pair.replica, t); // it follows the primary
@@ -3788,6 +3787,15 @@ test "catch-up: a restarted replica gets the connection replayed to its NF and i
     deliverFrom(&pair.r_rec, pair.primary, t);
     try testing.expectEqual(@as(u64, 1), pair.primary.counters.catchups_started);
     try testing.expectEqual(@as(usize, 1), pair.p_rec.count(.catchup_open));
+}
+
+test "catch-up: a restarted replica gets the connection replayed to its NF and is a member again" {
+    var pair: Pair = .{};
+    const t: u64 = std.time.ns_per_s; // long enough for the primary to count it dead
+    try restartedReplica(&pair, t);
+    defer pair.deinit();
+    const d = try packet.parse(&fixtures.data);
+    const len: u32 = d.payload_len;
     // The replica's NF gets the client's SYN, answers it, and gets the handshake's ACK.
     deliverFrom(&pair.p_rec, pair.replica, t + 1);
     try testing.expectEqual(@as(usize, 1), pair.r_rec.to_nf.items.len);
@@ -3843,26 +3851,9 @@ test "catch-up: a restarted replica gets the connection replayed to its NF and i
 
 test "catch-up: a restarted replica that takes over before its catch-up finished resets that connection" {
     var pair: Pair = .{};
-    try pair.init();
-    defer pair.deinit();
-    try pair.handshake(0x300, 2);
-    const d = try packet.parse(&fixtures.data);
-    pair.client(&fixtures.data, 60);
-    nfAck(pair.replica, 0x300, 2, d.payload_len, 61);
-    pair.replica.flushReports();
-    pair.deliverPeers(62);
-    nfAck(pair.primary, 0, 0, d.payload_len, 63);
-    pair.replica.deinit(testing.allocator);
-    pair.r_rec.clear();
-    pair.p_rec.clear();
-    pair.replica = try Datapath.init(testing.allocator, testConfig(2, false, .{ 10, 77, 0, 11 }), pair.r_rec.sink(), 0);
     const t: u64 = std.time.ns_per_s;
-    pair.primary.tick(t);
-    pair.replica.tick(t);
-    deliverFrom(&pair.p_rec, pair.replica, t);
-    deliverFrom(&pair.r_rec, pair.primary, t);
-    deliverFrom(&pair.p_rec, pair.replica, t);
-    deliverFrom(&pair.r_rec, pair.primary, t);
+    try restartedReplica(&pair, t);
+    defer pair.deinit();
     deliverFrom(&pair.p_rec, pair.replica, t + 1); // catchup_open: SYN to its NF
     var buf: [frame_bytes_max]u8 = undefined;
     pair.replica.innerFrame(synAckWith(&buf, 0x9000, 5), t + 2);
