@@ -279,6 +279,16 @@ fn add32(frame: []u8, packet: Packet, offset: usize, delta: u32) void {
     checksumReplace(frame, packet, offset, &new_bytes);
 }
 
+/// Rewrites the TCP source or destination port, checksum updated: a
+/// replica's NF picks its own ephemeral port for an outgoing connection,
+/// which the agent maps onto the primary's.
+pub fn setPort(frame: []u8, packet: Packet, which: enum { source, destination }, port: u16) void {
+    var bytes: [2]u8 = undefined;
+    std.mem.writeInt(u16, &bytes, port, .big);
+    const offset: usize = packet.tcp_offset + @as(usize, if (which == .source) 0 else 2);
+    checksumReplace(frame, packet, offset, &bytes);
+}
+
 /// Writes `new_bytes` at `offset` inside the TCP segment and updates the TCP
 /// checksum with RFC 1624 eqn. 3, HC' = ~(~HC + ~m + m'), where m and m' are
 /// the sums of the 16-bit words the change touches. The words are aligned to
@@ -480,4 +490,15 @@ test "random mutations of fixtures parse or fail cleanly" {
         if (p.options.timestamp_offset) |t| try testing.expect(t + 8 <= p.tcp_offset + p.tcp_header_len);
         translate(frame, p, .{ .seq_delta = 7, .ack_delta = 9, .tsval_delta = 11, .tsecr_delta = 13 });
     }
+}
+
+test "setPort rewrites either port and keeps the checksum valid" {
+    var frame = fixtures.data;
+    const p = try parse(&frame);
+    setPort(&frame, p, .source, 40001);
+    setPort(&frame, p, .destination, 9000);
+    const q = try parse(&frame);
+    try testing.expectEqual(@as(u16, 40001), q.source_port);
+    try testing.expectEqual(@as(u16, 9000), q.destination_port);
+    try testing.expect(checksumsValid(&frame, q));
 }

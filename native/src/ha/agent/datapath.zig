@@ -220,6 +220,16 @@ pub const Counters = struct {
     catchup_resets: u64 = 0,
     /// Connections whose input log outgrew its limits.
     input_logs_lost: u64 = 0,
+    /// Outgoing connections (see the header comment): opened by our NF,
+    /// paired on a replica with the primary's, out_opens sent, frames
+    /// dropped for want of the backend's MAC, ARP requests sent, neighbours
+    /// learned.
+    outgoing_opened: u64 = 0,
+    outgoing_paired: u64 = 0,
+    out_opens_sent: u64 = 0,
+    no_mac_drops: u64 = 0,
+    arp_requests: u64 = 0,
+    neighbors_learned: u64 = 0,
 };
 
 pub const Peer = struct {
@@ -333,7 +343,32 @@ const Conn = struct {
     catchup_moved_ns: [config_mod.peers_max]u64 = @splat(0),
     /// Member: opened from a catch-up that has not finished; never served.
     catching_up: bool = false,
+    /// Opened by our NF (to a backend), not by a client (see "Outgoing
+    /// connections"). `local_port` is our NF's own port: on a replica it
+    /// differs from the key's, which is the primary's. `out_dest` (the
+    /// backend's address and port) and `out_order` pair a replica's copy
+    /// with the primary's; `paired` once they are.
+    outgoing: bool = false,
+    local_port: u16 = 0,
+    out_dest: u64 = 0,
+    out_order: u32 = 0,
+    paired: bool = false,
+    /// In `index` under `key` (an unpaired replica copy is only in `out_index`),
+    /// and in `out_index` under its own key (a replica's copy).
+    indexed: bool = true,
+    local_indexed: bool = false,
+    mac_known: bool = true,
+    arp_ns: u64 = 0,
 };
+
+/// An address on the client's segment and its MAC (learned from ARP).
+const Neighbor = struct { ip: [4]u8 = .{ 0, 0, 0, 0 }, mac: Mac = @splat(0) };
+const neighbors_max = 16;
+/// Outgoing connections per backend so far (the pairing order), per node.
+const OutCount = struct { dest: u64 = 0, count: u32 = 0 };
+const out_counts_max = 64;
+/// out_opens a replica got before its own NF opened the connection.
+const early_outs_max = 64;
 
 const Checkpoint = struct { offset: u32 = 0, digest: u32 = 0 };
 /// A digest to send, with the peers (bit = peer index) it goes to.
@@ -461,6 +496,15 @@ pub const Datapath = struct {
     log_budget: input_log.Budget = .{ .limit = input_log_budget_bytes },
     /// Connections with a catch-up in progress (tick scans only then).
     catchups_active: u32 = 0,
+    /// Replica: outgoing connections by our NF's own key (backend, our port).
+    out_index: std.AutoHashMapUnmanaged(wire.Key, u32) = .empty,
+    out_counts: [out_counts_max]OutCount = @splat(.{}),
+    out_counts_len: u32 = 0,
+    early_outs: [early_outs_max]?wire.OutOpen = @splat(null),
+    early_outs_next: u32 = 0,
+    unpaired: u32 = 0,
+    neighbors: [neighbors_max]Neighbor = @splat(.{}),
+    neighbors_next: u32 = 0,
 
     pub fn init(allocator: std.mem.Allocator, config: Config, sink: Sink, now: u64) !*Datapath {
         const self = try allocator.create(Datapath);
@@ -490,6 +534,7 @@ pub const Datapath = struct {
             .frame_free_len = held_frames_max,
         };
         try self.index.ensureTotalCapacity(allocator, conns_max);
+        try self.out_index.ensureTotalCapacity(allocator, conns_max);
         for (config.peerSlice(), 0..) |addr, i| self.peers[i] = .{ .addr = addr };
         @memset(self.conn_used, false);
         for (self.conn_free, 0..) |*slot, i| slot.* = @intCast(conns_max - 1 - i);
@@ -500,6 +545,7 @@ pub const Datapath = struct {
     pub fn deinit(self: *Datapath, allocator: std.mem.Allocator) void {
         for (self.conns, 0..) |*c, i| if (self.conn_used[i]) c.log.deinit(allocator, &self.log_budget);
         self.index.deinit(allocator);
+        self.out_index.deinit(allocator);
         allocator.free(self.conns);
         allocator.free(self.conn_used);
         allocator.free(self.conn_free);
@@ -635,6 +681,7 @@ pub const Datapath = struct {
         };
         c.last_ns = now;
         @memcpy(&c.client_mac, frame[6..12]);
+        c.mac_known = true;
         if (c.check.stale) return self.staleClientFrame(c, frame, p, now);
         if (p.flags & packet.flag_ack != 0 and !c.mapped) {
             self.appendPending(c, frame, p);
@@ -645,6 +692,14 @@ pub const Datapath = struct {
 
     /// Translates, clamps and forwards (or holds) one client segment of a mapped connection.
     fn clientSegment(self: *Datapath, c: *Conn, frame: []u8, p: packet.Packet, now: u64) void {
+        if (c.outgoing) {
+            // Our NF's port, before anything copies the header (the template).
+            if (c.local_port != keyPort(c.key)) packet.setPort(frame, p, .destination, c.local_port);
+            if (p.flags & packet.flag_syn != 0 and c.client_isn == 0) {
+                c.client_isn = p.seq;
+                c.client_wscale = @min(p.options.window_scale orelse 0, 14);
+            }
+        }
         if (p.flags & packet.flag_ack != 0) {
             packet.translate(frame, p, .{ .ack_delta = 0 -% c.seq_delta, .tsecr_delta = 0 -% c.ts_delta });
             const ack = p.ack -% c.seq_delta;
@@ -837,6 +892,8 @@ pub const Datapath = struct {
         const a = frame[14..];
         const op = std.mem.readInt(u16, a[6..8], .big);
         const target = a[24..28];
+        // Whoever asks for the VIP or answers its question is a neighbour.
+        if (std.mem.eql(u8, target, &self.config.vip)) self.learnNeighbor(a[14..18].*, a[8..14].*);
         if (op != 1 or !std.mem.eql(u8, target, &self.config.vip) or !self.emitting() or self.isolated) return;
         var reply: [42]u8 = undefined;
         @memcpy(reply[0..6], frame[6..12]);
@@ -873,7 +930,12 @@ pub const Datapath = struct {
             return;
         };
         const key = wire.key(p.destination_ip, p.destination_port, p.source_port);
-        const c = self.lookup(key) orelse {
+        const known = self.lookup(key) orelse self.lookupLocal(key);
+        const c = known orelse opened: {
+            // Our NF opens a connection of its own (a proxy to its backend).
+            if (p.flags & (packet.flag_syn | packet.flag_ack) == packet.flag_syn) {
+                if (self.openOutgoing(key, frame, p, now)) |c| break :opened c;
+            }
             if (self.emitting()) self.deliverToClientRaw(frame) else self.counters.unknown_conn_drops += 1;
             return;
         };
@@ -950,11 +1012,18 @@ pub const Datapath = struct {
         }
         // A live member that has not reported yet (just after a takeover)
         // may lack bytes our stack would acknowledge: emit nothing until it has.
-        const need = self.membersHold(c, now) orelse {
+        // (Our NF's SYN to its backend acknowledges nothing: it waits for no one.)
+        const opening: ?Need = if (c.outgoing and p.flags & packet.flag_syn != 0) .{ .all = true, .rcv = 0 } else null;
+        const need = opening orelse self.membersHold(c, now) orelse {
             self.counters.withheld += 1;
             return;
         };
+        if (!c.mac_known and !self.resolve(c, now)) {
+            self.counters.no_mac_drops += 1;
+            return;
+        }
         packet.translate(frame, p, .{ .seq_delta = c.seq_delta, .tsval_delta = c.ts_delta });
+        if (c.outgoing and c.local_port != keyPort(c.key)) packet.setPort(frame, p, .source, keyPort(c.key));
         if (p.flags & packet.flag_ack != 0 and !need.all and seqLt(need.rcv, p.ack)) {
             writeAck(frame, p, need.rcv);
             self.counters.acks_clamped_out += 1;
@@ -1111,6 +1180,11 @@ pub const Datapath = struct {
                     const c = self.lookup(r.conn) orelse continue;
                     if (self.serves(c) and c.held.count > 0) self.repair(c, now);
                 }
+            },
+            .out_open => {
+                self.follow(header, now);
+                if (header.epoch != self.epoch or self.role != .replica or header.sender != self.primary_id) return;
+                for (0..header.count) |i| self.outOpen(wire.readOutOpen(datagram, i), now);
             },
             .conn_missing => {
                 if (!serving(self.role)) return;
@@ -1737,6 +1811,12 @@ pub const Datapath = struct {
             // A diverged copy is never served as if nothing happened; nor is
             // one whose catch-up had not finished (its NF lacks client bytes
             // the client was told we have).
+            if (c.outgoing and !c.paired and !c.indexed) {
+                // Our NF's own connection the old primary never announced:
+                // its SYN never left, so it starts here, as the primary's would.
+                self.adoptOutgoing(c);
+                continue;
+            }
             if (c.check.stale or c.catching_up) {
                 if (c.catching_up) self.counters.catchup_resets += 1;
                 self.resetClient(c, now);
@@ -1838,6 +1918,192 @@ pub const Datapath = struct {
             request.owner = to;
         }
         if (request.result == .handed) self.flushReports();
+    }
+
+    // ------------------------------------------------------------ outgoing connections
+
+    /// A replica's copy of an outgoing connection, by our NF's own key.
+    fn lookupLocal(self: *Datapath, key: wire.Key) ?*Conn {
+        const index = self.out_index.get(key) orelse return null;
+        return &self.conns[index];
+    }
+
+    /// How many connections our NF opened to `dest` before (its pairing order).
+    fn nextOrder(self: *Datapath, dest: u64) u32 {
+        for (self.out_counts[0..self.out_counts_len]) |*e| {
+            if (e.dest != dest) continue;
+            e.count += 1;
+            return e.count - 1;
+        }
+        // A full table starts over from the oldest slot: orders then restart
+        // at 0 for that backend on this node alone, and pairing fails safe
+        // (an unpaired copy never serves; see `adoptOutgoing`).
+        const at = if (self.out_counts_len < out_counts_max) self.out_counts_len else self.out_counts_len % out_counts_max;
+        if (self.out_counts_len < out_counts_max) self.out_counts_len += 1;
+        self.out_counts[at] = .{ .dest = dest, .count = 1 };
+        return 0;
+    }
+
+    /// Our NF's SYN to a backend. The primary's goes out (once the
+    /// backend's MAC is known) and is announced to the members (out_open);
+    /// a replica's is kept back and waits for the primary's to pair with.
+    fn openOutgoing(self: *Datapath, key: wire.Key, frame: []const u8, p: packet.Packet, now: u64) ?*Conn {
+        if (!serving(self.role) or self.conn_free_len == 0) return null;
+        if (self.emitting() and self.lookupLocal(key) != null) return null;
+        const dest = key >> 16;
+        self.conn_free_len -= 1;
+        const index = self.conn_free[self.conn_free_len];
+        self.conn_used[index] = true;
+        const c = &self.conns[index];
+        c.* = .{
+            .key = key,
+            .client_mac = @splat(0),
+            .members = self.aliveMask() & ~self.peerBit(self.primary_id),
+            .client_isn = 0,
+            .last_ns = now,
+            .outgoing = true,
+            .local_port = p.source_port,
+            .out_dest = dest,
+            .out_order = self.nextOrder(dest),
+            .local_known = true,
+            .local_isn = p.seq,
+            .snd_nxt = p.seq,
+            .acked_to_nf = p.seq,
+            .nf_wscale = @min(p.options.window_scale orelse 0, 14),
+            .mac_known = false,
+        };
+        if (p.options.timestamp_offset) |ts| {
+            c.has_ts = true;
+            c.local_tsval = std.mem.readInt(u32, frame[ts..][0..4], .big);
+        }
+        self.counters.outgoing_opened += 1;
+        self.counters.conns_opened += 1;
+        if (self.emitting()) {
+            self.index.putAssumeCapacityNoClobber(key, index);
+            c.paired = true;
+            c.primary_known = true;
+            c.primary_isn = c.local_isn;
+            c.primary_tsval = c.local_tsval;
+            self.map(c, now);
+            self.sendOutOpen(c, now);
+            return c;
+        }
+        c.indexed = false;
+        c.local_indexed = true;
+        self.out_index.putAssumeCapacityNoClobber(key, index);
+        self.unpaired += 1;
+        for (&self.early_outs) |*slot| {
+            const item = slot.* orelse continue;
+            if (item.open.conn >> 16 != dest or item.order != c.out_order) continue;
+            slot.* = null;
+            self.pairOutgoing(c, item, now);
+            break;
+        }
+        return c;
+    }
+
+    fn sendOutOpen(self: *Datapath, c: *Conn, now: u64) void {
+        var buf: [wire.header_bytes + wire.out_open_bytes]u8 = undefined;
+        self.writeOwnHeader(&buf, .out_open, 1);
+        wire.writeOutOpen(&buf, 0, .{
+            .open = .{ .conn = c.key, .isn = c.primary_isn, .tsval = c.primary_tsval, .has_ts = c.has_ts },
+            .order = c.out_order,
+        });
+        c.conn_open_sent_ns = now;
+        for (0..self.config.peer_count) |i| {
+            if (c.members & (@as(u16, 1) << @intCast(i)) == 0) continue;
+            self.counters.out_opens_sent += 1;
+            self.sink.to_peer(self.sink.ctx, @intCast(i), &buf);
+        }
+    }
+
+    /// Replica: the primary's NF opened a connection; ours opened (or will
+    /// open) the same one, its `order`-th to that backend.
+    fn outOpen(self: *Datapath, item: wire.OutOpen, now: u64) void {
+        if (self.lookup(item.open.conn)) |c| {
+            // A repeat (the primary holds the backend's bytes for us): report again.
+            if (c.rcv_known and !self.serves(c)) self.markDirty(c);
+            return;
+        }
+        if (self.unpaired > 0) {
+            for (self.conns, 0..) |*c, i| {
+                if (!self.conn_used[i] or !c.outgoing or c.indexed) continue;
+                if (c.out_dest != item.open.conn >> 16 or c.out_order != item.order) continue;
+                return self.pairOutgoing(c, item, now);
+            }
+        }
+        // Our NF has not got that far yet: kept for its SYN.
+        for (self.early_outs) |slot| {
+            if (slot) |e| if (e.open.conn == item.open.conn) return;
+        }
+        self.early_outs[self.early_outs_next % early_outs_max] = item;
+        self.early_outs_next +%= 1;
+    }
+
+    fn pairOutgoing(self: *Datapath, c: *Conn, item: wire.OutOpen, now: u64) void {
+        if (self.index.contains(item.open.conn)) return;
+        c.key = item.open.conn;
+        self.index.putAssumeCapacityNoClobber(c.key, self.connIndex(c));
+        c.indexed = true;
+        c.paired = true;
+        self.unpaired -= 1;
+        c.primary_known = true;
+        c.primary_isn = item.open.isn;
+        c.primary_tsval = item.open.tsval;
+        self.counters.outgoing_paired += 1;
+        self.map(c, now);
+    }
+
+    /// At a takeover, an unpaired copy of ours (the old primary never
+    /// announced it, so its SYN never left) becomes the connection itself.
+    fn adoptOutgoing(self: *Datapath, c: *Conn) void {
+        if (self.index.contains(c.key)) return;
+        self.index.putAssumeCapacityNoClobber(c.key, self.connIndex(c));
+        c.indexed = true;
+        c.paired = true;
+        self.unpaired -= 1;
+        c.primary_known = true;
+        c.primary_isn = c.local_isn;
+        c.primary_tsval = c.local_tsval;
+        c.seq_delta = 0;
+        c.ts_delta = 0;
+        c.mapped = true;
+        c.members = 0; // the others' copies, if any, never paired with it
+    }
+
+    /// The backend's MAC for an outgoing connection, from what ARP taught
+    /// us; else ask (at most every 100 ms) and let the NF retransmit.
+    fn resolve(self: *Datapath, c: *Conn, now: u64) bool {
+        const ip: u32 = @intCast(c.key >> 32);
+        var want: [4]u8 = undefined;
+        std.mem.writeInt(u32, &want, ip, .big);
+        for (self.neighbors) |n| {
+            if (!std.mem.eql(u8, &n.ip, &want)) continue;
+            c.client_mac = n.mac;
+            c.mac_known = true;
+            return true;
+        }
+        if (c.arp_ns != 0 and now -% c.arp_ns < 100 * std.time.ns_per_ms) return false;
+        c.arp_ns = now;
+        var frame: [42]u8 = undefined;
+        @memset(frame[0..6], 0xff);
+        @memcpy(frame[6..12], &self.config.virtual_mac);
+        fillArp(&frame, 1, self.config.virtual_mac, self.config.vip, @splat(0), want);
+        self.counters.arp_requests += 1;
+        self.sink.to_client(self.sink.ctx, &frame);
+        return false;
+    }
+
+    fn learnNeighbor(self: *Datapath, ip: [4]u8, mac: Mac) void {
+        if (std.mem.eql(u8, &ip, &self.config.vip) or std.mem.eql(u8, &ip, &[4]u8{ 0, 0, 0, 0 })) return;
+        for (&self.neighbors) |*n| {
+            if (!std.mem.eql(u8, &n.ip, &ip)) continue;
+            n.mac = mac;
+            return;
+        }
+        self.neighbors[self.neighbors_next % neighbors_max] = .{ .ip = ip, .mac = mac };
+        self.neighbors_next +%= 1;
+        self.counters.neighbors_learned += 1;
     }
 
     // ------------------------------------------------------------ catch-up
@@ -2229,7 +2495,7 @@ pub const Datapath = struct {
             // Also asks the members to report again: a lost report would
             // otherwise hold the client's bytes until its next retransmission.
             if (now -% c.conn_open_sent_ns < conn_open_resend_ns) continue;
-            self.sendConnOpen(c, now);
+            if (c.outgoing) self.sendOutOpen(c, now) else self.sendConnOpen(c, now);
         }
     }
 
@@ -2409,7 +2675,9 @@ pub const Datapath = struct {
         c.log.deinit(self.allocator, &self.log_budget);
         if (c.catchup != 0) self.catchups_active -= 1;
         const index = self.connIndex(c);
-        _ = self.index.remove(c.key);
+        if (c.indexed) _ = self.index.remove(c.key);
+        if (c.local_indexed) _ = self.out_index.remove(localKey(c));
+        if (c.outgoing and !c.paired and !c.indexed) self.unpaired -= 1;
         self.conn_used[index] = false;
         self.conn_free[self.conn_free_len] = index;
         self.conn_free_len += 1;
@@ -2589,6 +2857,17 @@ fn buildReset(out: *[reset_frame_bytes]u8, e: Endpoints) []u8 {
 
 /// Roles that take part in the group: a primary, or a replica following one
 /// (not failed, not fenced).
+/// The key's own port: the VIP's for a client connection, the primary NF's
+/// for an outgoing one.
+fn keyPort(key: wire.Key) u16 {
+    return @truncate(key);
+}
+
+/// A replica's outgoing connection under our NF's own port.
+fn localKey(c: *const Conn) wire.Key {
+    return (c.key & ~@as(wire.Key, 0xffff)) | c.local_port;
+}
+
 fn serving(role: Role) bool {
     return role == .primary or role == .replica;
 }
@@ -3871,6 +4150,99 @@ test "catch-up: a restarted replica that takes over before its catch-up finished
         if (q.flags & packet.flag_rst != 0) resets += 1;
     }
     try testing.expectEqual(@as(usize, 1), resets);
+}
+
+/// The fixtures' SYN-ACK turned into our NF's SYN to a backend (the
+/// fixtures' client) from `port`, its ISN and TSval shifted.
+fn nfSyn(buf: []u8, port: u16, shift: u32, ts_shift: u32) []u8 {
+    const frame = synAckWith(buf, shift, ts_shift);
+    const p = packet.parse(frame) catch unreachable;
+    frame[p.tcp_offset + 13] = packet.flag_syn;
+    std.mem.writeInt(u32, frame[p.tcp_offset + 8 ..][0..4], 0, .big);
+    packet.setPort(frame, p, .source, port);
+    packet.tcpChecksumRecompute(frame, p);
+    return frame;
+}
+
+test "outgoing: the primary's NF connects to a backend, a replica's copy pairs with it and takes it over" {
+    var pair: Pair = .{};
+    try pair.init();
+    defer pair.deinit();
+    const backend = try packet.parse(&fixtures.syn); // the backend plays the fixtures' client
+    // The replica's NF connects first (it got the client's request first), from a port of its own.
+    var r_buf: [frame_bytes_max]u8 = undefined;
+    pair.replica.innerFrame(nfSyn(&r_buf, 40002, 0x5000, 9), 10);
+    try testing.expectEqual(@as(usize, 0), pair.r_rec.to_client.items.len); // kept back
+    try testing.expectEqual(@as(u64, 1), pair.replica.counters.outgoing_opened);
+    // The primary's: the backend's MAC is unknown, so it asks, and announces the connection.
+    var p_buf: [frame_bytes_max]u8 = undefined;
+    pair.primary.innerFrame(nfSyn(&p_buf, 40001, 0, 0), 11);
+    try testing.expectEqual(@as(u64, 1), pair.primary.counters.arp_requests);
+    try testing.expectEqual(@as(u64, 1), pair.primary.counters.no_mac_drops);
+    try testing.expectEqual(@as(usize, 1), pair.p_rec.count(.out_open));
+    var reply: [42]u8 = undefined;
+    @memcpy(reply[0..6], &pair.primary.config.virtual_mac);
+    @memcpy(reply[6..12], fixtures.syn[6..12]);
+    fillArp(&reply, 2, fixtures.syn[6..12].*, fixtures.syn[26..30].*, pair.primary.config.virtual_mac, pair.primary.config.vip);
+    pair.primary.outerFrame(&reply, 12);
+    for (pair.p_rec.to_client.items) |f| testing.allocator.free(f);
+    pair.p_rec.to_client.clearRetainingCapacity();
+    // The NF's retransmitted SYN goes out to the backend's MAC.
+    pair.primary.innerFrame(nfSyn(&p_buf, 40001, 0, 0), 13);
+    try testing.expectEqual(@as(usize, 1), pair.p_rec.to_client.items.len);
+    const syn_out = pair.p_rec.to_client.items[0];
+    try testing.expectEqualSlices(u8, fixtures.syn[6..12], syn_out[0..6]);
+    try testing.expectEqual(@as(u16, 40001), (try packet.parse(syn_out)).source_port);
+    pair.deliverPeers(14);
+    try testing.expectEqual(@as(u64, 1), pair.replica.counters.outgoing_paired);
+    // The backend's SYN-ACK reaches both: the primary holds it, the replica's NF gets it on its own port.
+    const nf_isn = (try packet.parse(syn_out)).seq;
+    var s_buf: [frame_bytes_max]u8 = undefined;
+    const syn_ack = copyFrame(&s_buf, &fixtures.syn);
+    syn_ack[backend.tcp_offset + 13] = packet.flag_syn | packet.flag_ack;
+    std.mem.writeInt(u32, syn_ack[backend.tcp_offset + 8 ..][0..4], nf_isn +% 1, .big);
+    packet.setPort(syn_ack, backend, .destination, 40001);
+    packet.tcpChecksumRecompute(syn_ack, backend);
+    pair.p_rec.clear();
+    pair.r_rec.clear();
+    pair.client(syn_ack, 15);
+    try testing.expectEqual(@as(usize, 0), pair.p_rec.to_nf.items.len);
+    try testing.expectEqual(@as(usize, 1), pair.r_rec.to_nf.items.len);
+    const r_in = pair.r_rec.to_nf.items[0];
+    const ri = try packet.parse(r_in);
+    try testing.expectEqual(@as(u16, 40002), ri.destination_port);
+    try testing.expectEqual(nf_isn +% 0x5000 +% 1, ri.ack); // in the replica NF's space
+    try testing.expect(packet.checksumsValid(r_in, ri));
+    // The replica's NF acknowledges it: the primary releases it to its own NF.
+    var a_buf: [frame_bytes_max]u8 = undefined;
+    const r_ack = nfSyn(&a_buf, 40002, 0x5000 +% 1, 9);
+    const ra = try packet.parse(r_ack);
+    r_ack[ra.tcp_offset + 13] = packet.flag_ack;
+    std.mem.writeInt(u32, r_ack[ra.tcp_offset + 8 ..][0..4], backend.seq +% 1, .big);
+    packet.tcpChecksumRecompute(r_ack, ra);
+    pair.replica.innerFrame(r_ack, 16);
+    pair.replica.flushReports();
+    pair.deliverPeers(17);
+    try testing.expectEqual(@as(usize, 1), pair.p_rec.to_nf.items.len);
+    // The primary dies: the replica's NF's next segment leaves on the primary's port, in its space.
+    pair.r_rec.clear();
+    pair.replica.tick(std.time.ns_per_s);
+    try testing.expectEqual(Role.primary, pair.replica.role);
+    var d_buf: [frame_bytes_max]u8 = undefined;
+    const data = buildServerData(&d_buf, 20);
+    const dp = try packet.parse(data);
+    packet.translate(data, dp, .{ .seq_delta = 0x5000, .tsval_delta = 9, .ack_delta = backend.seq +% 1 -% dp.ack });
+    packet.setPort(data, dp, .source, 40002);
+    pair.replica.innerFrame(data, std.time.ns_per_s + 1);
+    var sent: ?[]u8 = null;
+    for (pair.r_rec.to_client.items) |f| {
+        const q = packet.parse(f) catch continue;
+        if (q.payload_len == 20) sent = f;
+    }
+    const out = try packet.parse(sent.?);
+    try testing.expectEqual(@as(u16, 40001), out.source_port);
+    try testing.expectEqual(nf_isn +% 1, out.seq);
+    try testing.expect(packet.checksumsValid(sent.?, out));
 }
 
 test "held segments reach the NF with the client's newest TSval" {

@@ -11,7 +11,7 @@ pub const version: u8 = 1;
 /// Largest datagram we send: stays below any lab or LAN MTU.
 pub const datagram_bytes_max = 1400;
 
-pub const Kind = enum(u8) { heartbeat = 1, conn_open = 2, rcv_report = 3, fail_request = 4, handover = 5, migrate_request = 6, output_digest = 7, conn_stale = 8, conn_owner = 9, rcv_hole = 10, conn_missing = 11, catchup_open = 12, catchup_data = 13, _ };
+pub const Kind = enum(u8) { heartbeat = 1, conn_open = 2, rcv_report = 3, fail_request = 4, handover = 5, migrate_request = 6, output_digest = 7, conn_stale = 8, conn_owner = 9, rcv_hole = 10, conn_missing = 11, catchup_open = 12, catchup_data = 13, out_open = 14, _ };
 pub const Role = enum(u8) { replica = 0, primary = 1, failed = 2, fenced = 3, _ };
 
 pub const Header = struct {
@@ -119,6 +119,33 @@ pub const Stale = struct { conn: Key, offset: u32 };
 pub const stale_bytes = 12;
 pub const stales_max = (datagram_bytes_max - header_bytes) / stale_bytes;
 
+/// Primary -> replicas: a connection its NF opened (to a backend), keyed by
+/// the backend's address and port and the primary NF's own port, with the
+/// NF's ISN and TSval, and `order`: how many connections its NF had opened
+/// to that backend before. A replica's NF, deterministic, opens the same
+/// connection as its `order`-th to that backend, from a port of its own;
+/// the agent pairs the two (see datapath.zig, "Outgoing connections").
+pub const OutOpen = struct { open: ConnOpen, order: u32 };
+pub const out_open_bytes = conn_open_bytes + 4;
+pub const out_opens_max = (datagram_bytes_max - header_bytes) / out_open_bytes;
+
+pub fn writeOutOpen(out: []u8, index: usize, item: OutOpen) void {
+    var slot: [conn_open_bytes]u8 = undefined;
+    var scratch: [header_bytes + conn_open_bytes]u8 = undefined;
+    writeConnOpen(&scratch, 0, item.open);
+    @memcpy(&slot, scratch[header_bytes..]);
+    const at = out[header_bytes + index * out_open_bytes ..][0..out_open_bytes];
+    @memcpy(at[0..conn_open_bytes], &slot);
+    std.mem.writeInt(u32, at[conn_open_bytes..][0..4], item.order, .big);
+}
+
+pub fn readOutOpen(datagram: []const u8, index: usize) OutOpen {
+    const at = datagram[header_bytes + index * out_open_bytes ..][0..out_open_bytes];
+    var scratch: [header_bytes + conn_open_bytes]u8 = undefined;
+    @memcpy(scratch[header_bytes..], at[0..conn_open_bytes]);
+    return .{ .open = readConnOpen(&scratch, 0), .order = std.mem.readInt(u32, at[conn_open_bytes..][0..4], .big) };
+}
+
 /// The node serving a connection -> a member that lacks it: the client's SYN
 /// as it arrived (`count` is its length) and the serving space's ISN and
 /// TSval, so the member's NF opens the same connection (see datapath.zig,
@@ -215,6 +242,7 @@ pub fn readHeader(datagram: []const u8) DecodeError!Header {
         .rcv_report, .rcv_hole, .conn_missing => @as(usize, header.count) * report_bytes,
         .catchup_open => catchup_open_bytes + @as(usize, header.count),
         .catchup_data => catchup_data_bytes,
+        .out_open => @as(usize, header.count) * out_open_bytes,
         .output_digest => @as(usize, header.count) * digest_bytes,
         .conn_stale => @as(usize, header.count) * stale_bytes,
         .conn_owner => @as(usize, header.count) * owner_bytes,
@@ -280,6 +308,21 @@ pub fn writeStale(out: []u8, index: usize, item: Stale) void {
 pub fn readStale(datagram: []const u8, index: usize) Stale {
     const slot = datagram[header_bytes + index * stale_bytes ..][0..stale_bytes];
     return .{ .conn = std.mem.readInt(u64, slot[0..8], .big), .offset = std.mem.readInt(u32, slot[8..12], .big) };
+}
+
+test "out_open round-trips and is length-checked" {
+    var buf: [datagram_bytes_max]u8 = undefined;
+    const k = key(0x0a4d0002, 9000, 40123);
+    writeHeader(&buf, .{ .kind = .out_open, .sender = 1, .role = .primary, .primary = 1, .count = 2, .epoch = 17 });
+    writeOutOpen(&buf, 0, .{ .open = .{ .conn = k, .isn = 5, .tsval = 6, .has_ts = true }, .order = 3 });
+    writeOutOpen(&buf, 1, .{ .open = .{ .conn = k + 1, .isn = 7, .tsval = 8, .has_ts = false }, .order = 4 });
+    _ = try readHeader(buf[0 .. header_bytes + 2 * out_open_bytes]);
+    try std.testing.expectError(error.TooShort, readHeader(buf[0 .. header_bytes + 2 * out_open_bytes - 1]));
+    const second = readOutOpen(&buf, 1);
+    try std.testing.expectEqual(k + 1, second.open.conn);
+    try std.testing.expectEqual(@as(u32, 4), second.order);
+    try std.testing.expect(!second.open.has_ts);
+    try std.testing.expectEqual(@as(u32, 3), readOutOpen(&buf, 0).order);
 }
 
 test "catch-up messages round-trip and are length-checked" {
