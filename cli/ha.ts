@@ -53,7 +53,7 @@ Node agent (run inside a node's namespace with 'ip netns exec NODE ./reliab ...'
              serving it), and every node keeps its role
 
 Test tools (run inside a lab namespace with 'ip netns exec NS ./reliab ...'):
-  reliab ha nf --listen ADDR:PORT [--mode echo|kv]
+  reliab ha nf --listen ADDR:PORT [--mode echo|kv|proxy --backend ADDR:PORT]
   reliab ha load --connect ADDR:PORT [--connections N] [--bytes N] [--rate BYTES_PER_S]
        [--seed N] [--progress-ms N] [--timeout-ms N] [--json]
   ${DEMO_USAGE.latency}
@@ -62,7 +62,7 @@ Test tools (run inside a lab namespace with 'ip netns exec NS ./reliab ...'):
 const USAGE = {
   up: "reliab ha lab up [--nodes N] [--name NAME] [--netem SPEC] [--json]",
   down: "reliab ha lab down [--name NAME]",
-  nf: "reliab ha nf --listen ADDR:PORT [--mode echo|kv]",
+  nf: "reliab ha nf --listen ADDR:PORT [--mode echo|kv|proxy --backend ADDR:PORT]",
   load:
     "reliab ha load --connect ADDR:PORT [--connections N] [--bytes N] [--rate BYTES_PER_S] [--seed N] [--progress-ms N] [--timeout-ms N] [--json]",
   xdp: "reliab ha xdp-count --iface IF [--mode generic|native] [--duration-ms N] [--json]",
@@ -144,15 +144,33 @@ async function nfCommand(args: string[]): Promise<number> {
   const { values, positionals: extra } = parse(args, {
     listen: { type: "string" },
     mode: { type: "string" },
+    backend: { type: "string" },
   }, USAGE.nf);
   if (values.help) return usage(USAGE.nf);
   positionals(extra, 0, 0, USAGE.nf);
   const [hostname, port] = endpoint(values.listen, "--listen", USAGE.nf);
   const mode = values.mode ?? "echo";
-  if (mode !== "echo" && mode !== "kv") {
-    throw new UsageError(`Unknown NF mode "${mode}"`, { code: "usage", hint: "use echo or kv" });
+  if (mode !== "echo" && mode !== "kv" && mode !== "proxy") {
+    throw new UsageError(`Unknown NF mode "${mode}"`, {
+      code: "usage",
+      hint: "use echo, kv or proxy",
+    });
   }
-  const nf = serveReferenceNf({ hostname, port, mode: mode as NfMode });
+  if ((mode === "proxy") !== (values.backend !== undefined)) {
+    throw new UsageError(
+      mode === "proxy" ? "A proxy NF needs --backend" : `--backend is for --mode proxy only`,
+      { code: "usage", hint: USAGE.nf },
+    );
+  }
+  const backend = values.backend === undefined
+    ? undefined
+    : endpoint(values.backend, "--backend", USAGE.nf);
+  const nf = serveReferenceNf({
+    hostname,
+    port,
+    mode: mode as NfMode,
+    ...(backend === undefined ? {} : { backend: { hostname: backend[0], port: backend[1] } }),
+  });
   const stop = Promise.withResolvers<void>();
   const onSignal = () => stop.resolve();
   Deno.addSignalListener("SIGTERM", onSignal);
@@ -162,7 +180,12 @@ async function nfCommand(args: string[]): Promise<number> {
   await stop.promise;
   Deno.removeSignalListener("SIGTERM", onSignal);
   Deno.removeSignalListener("SIGINT", onSignal);
+  const stats = nf.stats();
   await nf.close();
+  // What the NF saw, for tests and scripts (e.g. how many connections a backend got).
+  out(
+    `stopped accepted=${stats.connectionsAccepted} received=${stats.bytesReceived} sent=${stats.bytesSent}`,
+  );
   return 0;
 }
 

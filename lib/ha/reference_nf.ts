@@ -8,18 +8,25 @@
  * - `kv`: a line protocol (`SET k v`, `GET k`, `DEL k`) over one map shared by
  *   all connections. Replies depend only on the bytes received, which is what
  *   replication needs from an NF: same input, same output on every node.
+ * - `proxy`: a TCP reverse proxy. Each client connection gets a connection
+ *   of its own to the backend, and bytes are relayed both ways (half-closes
+ *   too). Backend connections are opened one after another, in the order
+ *   clients were accepted: replicas pair their NF's backend connections
+ *   with the primary's by that order, so the NF keeps it deterministic.
  *
  * @module
  */
 
 /** Protocol of the reference NF. */
-export type NfMode = "echo" | "kv";
+export type NfMode = "echo" | "kv" | "proxy";
 
 /** Options of `serveReferenceNf`. */
 export interface ReferenceNfOptions {
   readonly hostname: string;
   readonly port: number;
   readonly mode?: NfMode;
+  /** Where `proxy` connects (required for it). */
+  readonly backend?: { readonly hostname: string; readonly port: number };
 }
 
 /** Counters of a running reference NF. */
@@ -58,6 +65,13 @@ export function serveReferenceNf(options: ReferenceNfOptions): ReferenceNf {
     transport: "tcp",
   });
   const mode = options.mode ?? "echo";
+  const backend = options.backend;
+  if (mode === "proxy" && backend === undefined) {
+    listener.close();
+    throw new RangeError("A proxy NF needs a backend");
+  }
+  // One backend connect at a time, in accept order (see the module comment).
+  let connecting: Promise<unknown> = Promise.resolve();
   const store = new Map<string, string>();
   const open = new Set<Deno.Conn>();
   const tasks = new Set<Promise<void>>();
@@ -66,7 +80,52 @@ export function serveReferenceNf(options: ReferenceNfOptions): ReferenceNf {
   let sent = 0;
   let closed = false;
 
+  const proxy = async (conn: Deno.Conn) => {
+    const turn = connecting.then(() => Deno.connect({ ...backend!, transport: "tcp" }));
+    connecting = turn.catch(() => {});
+    let upstream: Deno.Conn;
+    try {
+      upstream = await turn;
+    } catch (error) {
+      // No backend: the client's connection ends, as a proxy's would.
+      if (!isDisconnect(error) && !(error instanceof Deno.errors.ConnectionRefused)) throw error;
+      conn.close();
+      return;
+    }
+    open.add(upstream);
+    const pipe = async (from: Deno.Conn, to: Deno.Conn, count: (n: number) => void) => {
+      const buffer = new Uint8Array(READ_BUFFER_BYTES);
+      try {
+        while (true) {
+          const n = await from.read(buffer);
+          if (n === null) break;
+          count(n);
+          await writeAll(to, buffer.subarray(0, n));
+        }
+        await to.closeWrite();
+      } catch (error) {
+        if (!isDisconnect(error)) throw error;
+      }
+    };
+    try {
+      await Promise.all([
+        pipe(conn, upstream, (n) => received += n),
+        pipe(upstream, conn, (n) => sent += n),
+      ]);
+    } finally {
+      for (const c of [conn, upstream]) {
+        open.delete(c);
+        try {
+          c.close();
+        } catch {
+          // Already closed.
+        }
+      }
+    }
+  };
+
   const serve = async (conn: Deno.Conn) => {
+    if (mode === "proxy") return await proxy(conn);
     const session = mode === "kv" ? new KvSession(store) : undefined;
     const buffer = new Uint8Array(READ_BUFFER_BYTES);
     try {

@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { KV_LINE_BYTES_MAX, KvSession, serveReferenceNf } from "./reference_nf.ts";
+import { runLoad } from "./load_client.ts";
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
@@ -47,4 +48,29 @@ Deno.test("the kv server answers over TCP and counts bytes", async () => {
   assert.equal(reply, "OK\nVALUE 42\n");
   assert.equal(nf.stats().bytesReceived, 15);
   assert.equal(nf.stats().connectionsAccepted, 1);
+});
+
+Deno.test("proxy: every client connection gets one backend connection, and every byte goes through", async () => {
+  await using backend = serveReferenceNf({ hostname: "127.0.0.1", port: 0 });
+  await using proxy = serveReferenceNf({
+    hostname: "127.0.0.1",
+    port: 0,
+    mode: "proxy",
+    backend: { hostname: "127.0.0.1", port: backend.port },
+  });
+  const report = await runLoad({
+    hostname: "127.0.0.1",
+    port: proxy.port,
+    connections: 6,
+    bytesPerConnection: 256 * 1024,
+  });
+  assert.equal(report.completed, 6);
+  assert.equal(report.bytesVerified, 6 * 256 * 1024);
+  assert.equal(backend.stats().connectionsAccepted, 6);
+  assert.equal(proxy.stats().bytesReceived, 6 * 256 * 1024);
+  assert.equal(proxy.stats().bytesSent, 6 * 256 * 1024);
+  assert.throws(
+    () => serveReferenceNf({ hostname: "127.0.0.1", port: 0, mode: "proxy" }),
+    RangeError,
+  );
 });

@@ -369,6 +369,11 @@ const OutCount = struct { dest: u64 = 0, count: u32 = 0 };
 const out_counts_max = 64;
 /// out_opens a replica got before its own NF opened the connection.
 const early_outs_max = 64;
+/// Backends' SYN-ACKs a replica got before it paired the connection: its
+/// NF's SYN came after the backend answered the primary's.
+const early_syn_acks_max = 16;
+const syn_ack_bytes_max = 128;
+const EarlySynAck = struct { key: wire.Key = 0, len: u8 = 0, frame: [syn_ack_bytes_max]u8 = undefined };
 
 const Checkpoint = struct { offset: u32 = 0, digest: u32 = 0 };
 /// A digest to send, with the peers (bit = peer index) it goes to.
@@ -505,6 +510,8 @@ pub const Datapath = struct {
     unpaired: u32 = 0,
     neighbors: [neighbors_max]Neighbor = @splat(.{}),
     neighbors_next: u32 = 0,
+    early_syn_acks: [early_syn_acks_max]EarlySynAck = @splat(.{}),
+    early_syn_acks_next: u32 = 0,
 
     pub fn init(allocator: std.mem.Allocator, config: Config, sink: Sink, now: u64) !*Datapath {
         const self = try allocator.create(Datapath);
@@ -675,8 +682,17 @@ pub const Datapath = struct {
         }
         const c = conn orelse {
             // Not ours: a primary lets its NF answer (with a RST, as a server
-            // would); a replica's NF must never see it.
-            if (self.emitting()) self.deliverToNf(frame) else self.counters.unknown_conn_drops += 1;
+            // would); a replica's NF must never see it — but a backend's
+            // SYN-ACK may come before our NF's own SYN (kept for pairing).
+            if (self.emitting()) return self.deliverToNf(frame);
+            self.counters.unknown_conn_drops += 1;
+            const syn_ack = p.flags & (packet.flag_syn | packet.flag_ack) == (packet.flag_syn | packet.flag_ack);
+            if (syn_ack and frame.len <= syn_ack_bytes_max) {
+                const slot = &self.early_syn_acks[self.early_syn_acks_next % early_syn_acks_max];
+                self.early_syn_acks_next +%= 1;
+                slot.* = .{ .key = key, .len = @intCast(frame.len) };
+                @memcpy(slot.frame[0..frame.len], frame);
+            }
             return;
         };
         c.last_ns = now;
@@ -930,7 +946,10 @@ pub const Datapath = struct {
             return;
         };
         const key = wire.key(p.destination_ip, p.destination_port, p.source_port);
-        const known = self.lookup(key) orelse self.lookupLocal(key);
+        // Our NF's own key first: a replica's NF picks its ports from the
+        // same range as the primary's, so its port for one backend
+        // connection is often the primary's port of another.
+        const known = self.lookupLocal(key) orelse self.lookup(key);
         const c = known orelse opened: {
             // Our NF opens a connection of its own (a proxy to its backend).
             if (p.flags & (packet.flag_syn | packet.flag_ack) == packet.flag_syn) {
@@ -1967,7 +1986,10 @@ pub const Datapath = struct {
             .out_order = self.nextOrder(dest),
             .local_known = true,
             .local_isn = p.seq,
-            .snd_nxt = p.seq,
+            // Past the SYN already: a backend's SYN-ACK kept for pairing is
+            // fed from in here, before the rest of innerFrame counts the SYN,
+            // and an ack clamped to the ISN would draw our NF's RST.
+            .snd_nxt = p.seq +% 1,
             .acked_to_nf = p.seq,
             .nf_wscale = @min(p.options.window_scale orelse 0, 14),
             .mac_known = false,
@@ -2052,6 +2074,14 @@ pub const Datapath = struct {
         c.primary_tsval = item.open.tsval;
         self.counters.outgoing_paired += 1;
         self.map(c, now);
+        for (&self.early_syn_acks) |*e| {
+            if (e.len == 0 or e.key != c.key) continue;
+            var buf: [syn_ack_bytes_max]u8 = undefined;
+            const frame = buf[0..e.len];
+            @memcpy(frame, e.frame[0..e.len]);
+            e.len = 0;
+            self.outerFrame(frame, now);
+        }
     }
 
     /// At a takeover, an unpaired copy of ours (the old primary never
@@ -4243,6 +4273,41 @@ test "outgoing: the primary's NF connects to a backend, a replica's copy pairs w
     try testing.expectEqual(@as(u16, 40001), out.source_port);
     try testing.expectEqual(nf_isn +% 1, out.seq);
     try testing.expect(packet.checksumsValid(sent.?, out));
+}
+
+test "outgoing: a backend's SYN-ACK ahead of the replica's NF's own SYN is kept and fed with its ack" {
+    var pair: Pair = .{};
+    try pair.init();
+    defer pair.deinit();
+    const backend = try packet.parse(&fixtures.syn);
+    // The primary's NF connects first; its SYN goes out (the backend's MAC is known from its ARP).
+    var reply: [42]u8 = undefined;
+    @memcpy(reply[0..6], &pair.primary.config.virtual_mac);
+    @memcpy(reply[6..12], fixtures.syn[6..12]);
+    fillArp(&reply, 2, fixtures.syn[6..12].*, fixtures.syn[26..30].*, pair.primary.config.virtual_mac, pair.primary.config.vip);
+    pair.primary.outerFrame(&reply, 9);
+    var p_buf: [frame_bytes_max]u8 = undefined;
+    pair.primary.innerFrame(nfSyn(&p_buf, 40001, 0, 0), 10);
+    const nf_isn = (try packet.parse(&p_buf)).seq;
+    pair.deliverPeers(11); // the out_open waits on the replica
+    // The backend answers before the replica's NF has connected: kept there.
+    var s_buf: [frame_bytes_max]u8 = undefined;
+    const syn_ack = copyFrame(&s_buf, &fixtures.syn);
+    syn_ack[backend.tcp_offset + 13] = packet.flag_syn | packet.flag_ack;
+    std.mem.writeInt(u32, syn_ack[backend.tcp_offset + 8 ..][0..4], nf_isn +% 1, .big);
+    packet.setPort(syn_ack, backend, .destination, 40001);
+    packet.tcpChecksumRecompute(syn_ack, backend);
+    pair.client(syn_ack, 12);
+    try testing.expectEqual(@as(usize, 0), pair.r_rec.to_nf.items.len);
+    // The replica's NF connects from the port the primary's NF used (ports
+    // come from the same range): it pairs, and gets the SYN-ACK, acking its SYN.
+    var r_buf: [frame_bytes_max]u8 = undefined;
+    pair.replica.innerFrame(nfSyn(&r_buf, 40001, 0x7000, 3), 13);
+    try testing.expectEqual(@as(u64, 1), pair.replica.counters.outgoing_paired);
+    try testing.expectEqual(@as(usize, 1), pair.r_rec.to_nf.items.len);
+    const fed = try packet.parse(pair.r_rec.to_nf.items[0]);
+    try testing.expectEqual(nf_isn +% 0x7000 +% 1, fed.ack);
+    try testing.expectEqual(@as(u16, 40001), fed.destination_port);
 }
 
 test "held segments reach the NF with the client's newest TSval" {
