@@ -56,6 +56,24 @@
 //!   that resets the connection cleanly towards the client: its NF lacks
 //!   bytes the client was told we have. Connections migrated on their own
 //!   (per-connection owners) are not caught up.
+//! - **Outgoing connections.** An NF that is a proxy opens connections of
+//!   its own, from the VIP, to a backend on the client's segment; the
+//!   backend's answers reach every node as the client's do (the VIP's MAC
+//!   is flooded). The backend must see one connection per client
+//!   connection, so only the primary's NF's SYN leaves (its MAC learned by
+//!   ARP from the VIP). The primary announces each such connection
+//!   (out_open: its port, ISN, TSval, and its order among the connections
+//!   its NF opened to that backend); a replica keeps its own NF's SYN back
+//!   and pairs it, by the same order, with the primary's. The pair is then
+//!   a connection like a client's, with the roles of the handshake
+//!   swapped: the backend's sequence space is shared, the NF's is
+//!   translated, and the replica also rewrites its NF's port into the
+//!   primary's (frames from the NF are looked up by the NF's own port
+//!   first: a replica's NF often uses, for one connection, the port the
+//!   primary's used for another). The backend's bytes are held like the
+//!   client's. A deterministic NF opens them in input order, which the
+//!   pairing relies on; a mismatch shows as a divergence. A SYN-ACK that
+//!   comes before the replica's NF's SYN is kept until it pairs.
 //! - **Divergence.** Transparent failover assumes every node's NF writes the
 //!   same bytes for the same input. Each node hashes its own NF's output per
 //!   connection (CRC-32C, in hardware where the CPU has it: ~0.1 ms per MB)
