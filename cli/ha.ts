@@ -53,18 +53,18 @@ Node agent (run inside a node's namespace with 'ip netns exec NODE ./reliab ...'
              serving it), and every node keeps its role
 
 Test tools (run inside a lab namespace with 'ip netns exec NS ./reliab ...'):
-  reliab ha nf --listen ADDR:PORT [--mode echo|kv|proxy --backend ADDR:PORT]
-  reliab ha load --connect ADDR:PORT [--connections N] [--bytes N] [--rate BYTES_PER_S]
-       [--seed N] [--progress-ms N] [--timeout-ms N] [--json]
+  reliab ha nf --listen ADDR:PORT [--mode echo|kv|socks5|proxy --backend ADDR:PORT]
+  reliab ha load --connect ADDR:PORT [--socks5 ADDR:PORT] [--connections N] [--bytes N]
+       [--rate BYTES_PER_S] [--seed N] [--progress-ms N] [--timeout-ms N] [--json]
   ${DEMO_USAGE.latency}
   reliab ha xdp-count --iface IF [--mode generic|native] [--duration-ms N] [--json]`;
 
 const USAGE = {
   up: "reliab ha lab up [--nodes N] [--name NAME] [--netem SPEC] [--json]",
   down: "reliab ha lab down [--name NAME]",
-  nf: "reliab ha nf --listen ADDR:PORT [--mode echo|kv|proxy --backend ADDR:PORT]",
+  nf: "reliab ha nf --listen ADDR:PORT [--mode echo|kv|socks5|proxy --backend ADDR:PORT]",
   load:
-    "reliab ha load --connect ADDR:PORT [--connections N] [--bytes N] [--rate BYTES_PER_S] [--seed N] [--progress-ms N] [--timeout-ms N] [--json]",
+    "reliab ha load --connect ADDR:PORT [--socks5 ADDR:PORT] [--connections N] [--bytes N] [--rate BYTES_PER_S] [--seed N] [--progress-ms N] [--timeout-ms N] [--json]",
   xdp: "reliab ha xdp-count --iface IF [--mode generic|native] [--duration-ms N] [--json]",
 } as const;
 
@@ -150,10 +150,10 @@ async function nfCommand(args: string[]): Promise<number> {
   positionals(extra, 0, 0, USAGE.nf);
   const [hostname, port] = endpoint(values.listen, "--listen", USAGE.nf);
   const mode = values.mode ?? "echo";
-  if (mode !== "echo" && mode !== "kv" && mode !== "proxy") {
+  if (mode !== "echo" && mode !== "kv" && mode !== "proxy" && mode !== "socks5") {
     throw new UsageError(`Unknown NF mode "${mode}"`, {
       code: "usage",
-      hint: "use echo, kv or proxy",
+      hint: "use echo, kv, socks5 or proxy",
     });
   }
   if ((mode === "proxy") !== (values.backend !== undefined)) {
@@ -195,6 +195,7 @@ async function loadCommand(args: string[]): Promise<number> {
     connections: { type: "string" },
     bytes: { type: "string" },
     rate: { type: "string" },
+    socks5: { type: "string" },
     seed: { type: "string" },
     "progress-ms": { type: "string" },
     "timeout-ms": { type: "string" },
@@ -209,6 +210,12 @@ async function loadCommand(args: string[]): Promise<number> {
     connections: integer(values.connections ?? "8", "--connections", USAGE.load),
     bytesPerConnection: integer(values.bytes ?? String(1024 * 1024), "--bytes", USAGE.load),
     seed: integer(values.seed ?? "1", "--seed", USAGE.load),
+    // Through a SOCKS5 proxy (the reference NF's socks5 mode) to --connect.
+    ...(values.socks5 === undefined ? {} : {
+      socks5: ((e) => ({ hostname: e[0], port: e[1] }))(
+        endpoint(values.socks5, "--socks5", USAGE.load),
+      ),
+    }),
     // Per connection: paced streams stay open for a known time.
     ...(values.rate === undefined
       ? {}

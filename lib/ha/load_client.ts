@@ -7,6 +7,7 @@
  * @module
  */
 import { isDisconnect, writeAll } from "./reference_nf.ts";
+import { connectRequest, parseAnswers } from "./socks5.ts";
 
 /**
  * Period of every stream, in bytes. A prime, so it never lines up with
@@ -194,6 +195,11 @@ export interface LoadOptions {
    * known cost, e.g. while a replica restarts and catches up.
    */
   readonly rateBytesPerSecond?: number;
+  /**
+   * A SOCKS5 proxy to go through (no authentication): each connection goes
+   * to it and asks for `hostname:port` (an IPv4 address) with CONNECT.
+   */
+  readonly socks5?: { readonly hostname: string; readonly port: number };
   /** Give up on a connection after this long without its echo completing (default 30 s). */
   readonly timeoutMs?: number;
   /**
@@ -318,6 +324,31 @@ export async function runLoad(options: LoadOptions): Promise<LoadReport> {
   };
 }
 
+/** Asks a SOCKS5 proxy on `conn` for `hostname:port`; refusals throw ConnectionRefused. */
+async function socksConnect(conn: Deno.TcpConn, hostname: string, port: number) {
+  try {
+    await writeAll(conn, connectRequest(hostname, port));
+    let got = new Uint8Array();
+    const buffer = new Uint8Array(64);
+    let answers;
+    while ((answers = parseAnswers(got)) === undefined) {
+      const n = await conn.read(buffer);
+      if (n === null) throw new Deno.errors.ConnectionRefused("the SOCKS5 proxy closed");
+      const joined = new Uint8Array(got.length + n);
+      joined.set(got);
+      joined.set(buffer.subarray(0, n), got.length);
+      got = joined;
+    }
+    if (answers.code !== 0) {
+      throw new Deno.errors.ConnectionRefused(`the SOCKS5 proxy refused: code ${answers.code}`);
+    }
+    return conn;
+  } catch (error) {
+    conn.close();
+    throw error;
+  }
+}
+
 async function runConnection(
   connection: number,
   options: LoadOptions & { chunkBytes: number },
@@ -331,7 +362,9 @@ async function runConnection(
   let stall = 0;
   const timeoutMs = options.timeoutMs ?? 30_000;
   // The kernel retries a SYN for about two minutes; the load gives up sooner.
-  const connecting = Deno.connect({ hostname: options.hostname, port: options.port });
+  const connecting = options.socks5 === undefined
+    ? Deno.connect({ hostname: options.hostname, port: options.port })
+    : Deno.connect(options.socks5).then((c) => socksConnect(c, options.hostname, options.port));
   let connectTimer: ReturnType<typeof setTimeout> | undefined;
   const connectLate = new Promise<"late">((resolve) => {
     connectTimer = setTimeout(() => resolve("late"), timeoutMs);

@@ -13,12 +13,21 @@
  *   too). Backend connections are opened one after another, in the order
  *   clients were accepted: replicas pair their NF's backend connections
  *   with the primary's by that order, so the NF keeps it deterministic.
+ * - `socks5`: the same, but each client names its destination first with a
+ *   SOCKS5 CONNECT (socks5.ts: no authentication, IPv4).
  *
  * @module
  */
+import {
+  parseGreeting,
+  parseRequest,
+  reply as socksReply,
+  SOCKS_OK,
+  SOCKS_REFUSED,
+} from "./socks5.ts";
 
 /** Protocol of the reference NF. */
-export type NfMode = "echo" | "kv" | "proxy";
+export type NfMode = "echo" | "kv" | "proxy" | "socks5";
 
 /** Options of `serveReferenceNf`. */
 export interface ReferenceNfOptions {
@@ -80,19 +89,77 @@ export function serveReferenceNf(options: ReferenceNfOptions): ReferenceNf {
   let sent = 0;
   let closed = false;
 
-  const proxy = async (conn: Deno.Conn) => {
-    const turn = connecting.then(() => Deno.connect({ ...backend!, transport: "tcp" }));
+  /** Connects to `target` after every connect asked for before (accept order). */
+  const connectInTurn = async (target: { hostname: string; port: number }) => {
+    const turn = connecting.then(() => Deno.connect({ ...target, transport: "tcp" }));
     connecting = turn.catch(() => {});
-    let upstream: Deno.Conn;
     try {
-      upstream = await turn;
+      return await turn;
     } catch (error) {
-      // No backend: the client's connection ends, as a proxy's would.
       if (!isDisconnect(error) && !(error instanceof Deno.errors.ConnectionRefused)) throw error;
-      conn.close();
-      return;
+      return undefined;
     }
+  };
+
+  const proxy = async (conn: Deno.Conn) => {
+    const upstream = await connectInTurn(backend!);
+    // No backend: the client's connection ends, as a proxy's would.
+    if (upstream === undefined) return conn.close();
+    await relay(conn, upstream, new Uint8Array());
+  };
+
+  const socks = async (conn: Deno.Conn) => {
+    let pending = new Uint8Array();
+    const more = async () => {
+      const buffer = new Uint8Array(512);
+      const n = await conn.read(buffer);
+      if (n === null) return false;
+      const joined = new Uint8Array(pending.length + n);
+      joined.set(pending);
+      joined.set(buffer.subarray(0, n), pending.length);
+      pending = joined;
+      return true;
+    };
+    try {
+      let greeting;
+      while ((greeting = parseGreeting(pending)) === undefined) {
+        if (!await more()) return conn.close();
+      }
+      pending = pending.subarray(greeting.consumed);
+      if (!greeting.noAuth) {
+        await writeAll(conn, new Uint8Array([5, 0xff]));
+        return conn.close();
+      }
+      await writeAll(conn, new Uint8Array([5, 0]));
+      let request;
+      while ((request = parseRequest(pending)) === undefined) {
+        if (!await more()) return conn.close();
+      }
+      pending = pending.subarray(request.consumed);
+      if ("refuse" in request) {
+        await writeAll(conn, socksReply(request.refuse));
+        return conn.close();
+      }
+      const upstream = await connectInTurn(request);
+      if (upstream === undefined) {
+        await writeAll(conn, socksReply(SOCKS_REFUSED));
+        return conn.close();
+      }
+      await writeAll(conn, socksReply(SOCKS_OK));
+      await relay(conn, upstream, pending);
+    } catch (error) {
+      if (!isDisconnect(error)) throw error;
+      conn.close();
+    }
+  };
+
+  /** Relays both ways (half-closes too); `head`: client bytes read already. */
+  const relay = async (conn: Deno.Conn, upstream: Deno.Conn, head: Uint8Array) => {
     open.add(upstream);
+    if (head.length > 0) {
+      received += head.length;
+      await writeAll(upstream, head);
+    }
     const pipe = async (from: Deno.Conn, to: Deno.Conn, count: (n: number) => void) => {
       const buffer = new Uint8Array(READ_BUFFER_BYTES);
       try {
@@ -126,6 +193,7 @@ export function serveReferenceNf(options: ReferenceNfOptions): ReferenceNf {
 
   const serve = async (conn: Deno.Conn) => {
     if (mode === "proxy") return await proxy(conn);
+    if (mode === "socks5") return await socks(conn);
     const session = mode === "kv" ? new KvSession(store) : undefined;
     const buffer = new Uint8Array(READ_BUFFER_BYTES);
     try {

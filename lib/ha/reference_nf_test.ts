@@ -74,3 +74,29 @@ Deno.test("proxy: every client connection gets one backend connection, and every
     RangeError,
   );
 });
+
+Deno.test("socks5: clients name the backend, each gets one connection to it, every byte goes through", async () => {
+  await using backend = serveReferenceNf({ hostname: "127.0.0.1", port: 0 });
+  await using proxy = serveReferenceNf({ hostname: "127.0.0.1", port: 0, mode: "socks5" });
+  const report = await runLoad({
+    hostname: "127.0.0.1",
+    port: backend.port,
+    socks5: { hostname: "127.0.0.1", port: proxy.port },
+    connections: 4,
+    bytesPerConnection: 128 * 1024,
+  });
+  assert.equal(report.completed, 4);
+  assert.equal(report.bytesVerified, 4 * 128 * 1024);
+  assert.equal(backend.stats().connectionsAccepted, 4);
+  // A destination nothing listens on: refused, reported, not thrown.
+  const closed = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const nowhere = (closed.addr as Deno.NetAddr).port;
+  closed.close();
+  const refused = await runLoad({
+    hostname: "127.0.0.1",
+    port: nowhere,
+    socks5: { hostname: "127.0.0.1", port: proxy.port },
+    connections: 1,
+  });
+  assert.equal(refused.perConnection[0]!.outcome, "refused");
+});

@@ -7,7 +7,8 @@ import { reliabArgv } from "../../lib/ha/self_command.ts";
 
 /**
  * Starts `ha load` against the lab's VIP: `connections` streams of `bytes`
- * each way, each paced to `rateBytesPerSecond` when given.
+ * each way, each paced to `rateBytesPerSecond` when given; `via` goes
+ * through a SOCKS5 proxy to another destination.
  */
 export function startLoad(
   lab: Lab,
@@ -15,13 +16,15 @@ export function startLoad(
   connections: number,
   bytes: number,
   rateBytesPerSecond?: number,
+  via?: { readonly connect: string; readonly socks5: string },
 ): NetnsProcess {
   return new NetnsProcess(lab.client.netns, [
     ...reliabArgv(),
     "ha",
     "load",
     "--connect",
-    `${lab.vip}:${port}`,
+    via?.connect ?? `${lab.vip}:${port}`,
+    ...(via === undefined ? [] : ["--socks5", via.socks5]),
     "--connections",
     String(connections),
     "--bytes",

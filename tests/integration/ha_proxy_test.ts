@@ -1,6 +1,6 @@
 // A proxy NF through a failover (issue 4, "Proxies"). Two nodes run the
-// reference NF as a TCP reverse proxy to a backend echo server in the
-// client's namespace; 16 paced connections stream verified bytes through
+// reference NF as a TCP reverse proxy (then as a SOCKS5 proxy) to a backend
+// echo server in the client's namespace; 16 paced connections stream verified bytes through
 // it. Each node's NF opens its own backend connection per client
 // connection, but only the primary's reaches the backend: the replicas'
 // are paired with it and kept back. The backend must see exactly one
@@ -41,7 +41,7 @@ async function backendConnections(netns: string): Promise<number> {
   return new TextDecoder().decode(out.stdout).split("\n").filter((l) => l.trim() !== "").length;
 }
 
-Deno.test("a proxy NF: the backend sees one connection per client connection, before and after a failover", async () => {
+async function proxyCase(mode: "proxy" | "socks5") {
   await labDown({ name: NAME });
   let cluster: Cluster | undefined;
   let load: NetnsProcess | undefined;
@@ -72,12 +72,12 @@ Deno.test("a proxy NF: the backend sees one connection per client connection, be
         "--listen",
         `${vip}:${port}`,
         "--mode",
-        "proxy",
-        "--backend",
-        backendAddr,
+        mode,
+        ...(mode === "proxy" ? ["--backend", backendAddr] : []),
       ],
     });
-    load = startLoad(lab, 7000, CONNECTIONS, BYTES, RATE);
+    const via = mode === "socks5" ? { connect: backendAddr, socks5: `${lab.vip}:7000` } : undefined;
+    load = startLoad(lab, 7000, CONNECTIONS, BYTES, RATE, via);
     await untilShare(load, CONNECTIONS, 0.2);
     assert.equal(await backendConnections(lab.client.netns), CONNECTIONS);
     const [primary, replica] = [await cluster.status(1), await cluster.status(2)];
@@ -98,6 +98,7 @@ Deno.test("a proxy NF: the backend sees one connection per client connection, be
     assert.equal(summary.resets, 0, detail);
     assert.equal(summary.bytesVerified, CONNECTIONS * BYTES, detail);
     assert.equal(summary.bytesLost + summary.bytesDuplicated + summary.bytesCorrupted, 0, detail);
+    assert.equal(after.counters["divergences"] ?? 0, 0, detail);
     // Over the whole run the backend accepted one connection per client connection.
     await backend.terminate(5000);
     const stopped = backend.lines("stdout").find((l) => l.startsWith("stopped "));
@@ -109,4 +110,12 @@ Deno.test("a proxy NF: the backend sees one connection per client connection, be
     await labDown({ name: NAME });
   }
   assert.deepEqual(await labLeftovers(NAME), []);
+}
+
+Deno.test("a reverse proxy NF: the backend sees one connection per client connection, before and after a failover", async () => {
+  await proxyCase("proxy");
+});
+
+Deno.test("a SOCKS5 proxy NF: the same, with each client naming the backend", async () => {
+  await proxyCase("socks5");
 });

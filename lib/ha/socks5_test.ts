@@ -1,0 +1,37 @@
+import assert from "node:assert/strict";
+import {
+  connectRequest,
+  parseAnswers,
+  parseGreeting,
+  parseRequest,
+  reply,
+  SOCKS_ADDRESS_NOT_SUPPORTED,
+  SOCKS_COMMAND_NOT_SUPPORTED,
+} from "./socks5.ts";
+
+Deno.test("the client's greeting and request parse back, piece by piece", () => {
+  const bytes = connectRequest("10.77.0.2", 9000);
+  assert.equal(parseGreeting(bytes.subarray(0, 2)), undefined);
+  const greeting = parseGreeting(bytes)!;
+  assert.deepEqual(greeting, { consumed: 3, noAuth: true });
+  const rest = bytes.subarray(greeting.consumed);
+  assert.equal(parseRequest(rest.subarray(0, 9)), undefined);
+  assert.deepEqual(parseRequest(rest), { consumed: 10, hostname: "10.77.0.2", port: 9000 });
+  assert.throws(() => connectRequest("backend.example", 80), RangeError);
+});
+
+Deno.test("names, IPv6 and commands other than CONNECT are refused with their codes", () => {
+  const name = new Uint8Array([5, 1, 0, 3, 3, 0x61, 0x62, 0x63, 0, 80]);
+  assert.deepEqual(parseRequest(name), { consumed: 10, refuse: SOCKS_ADDRESS_NOT_SUPPORTED });
+  const bind = new Uint8Array([5, 2, 0, 1, 10, 0, 0, 1, 0, 80]);
+  assert.deepEqual(parseRequest(bind), { consumed: 10, refuse: SOCKS_COMMAND_NOT_SUPPORTED });
+  assert.equal(parseGreeting(new Uint8Array([5, 1, 2]))?.noAuth, false);
+});
+
+Deno.test("the proxy's answers parse on the client, and its reply names no node's own port", () => {
+  const answers = new Uint8Array([5, 0, ...reply(0)]);
+  assert.equal(parseAnswers(answers.subarray(0, 5)), undefined);
+  assert.deepEqual(parseAnswers(answers), { consumed: 12, code: 0 });
+  assert.deepEqual([...reply(5).subarray(4)], [0, 0, 0, 0, 0, 0]);
+  assert.equal(parseAnswers(new Uint8Array([5, 0xff]))?.code, 1);
+});
