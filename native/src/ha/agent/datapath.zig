@@ -2080,16 +2080,23 @@ pub const Datapath = struct {
         self.early_outs_next +%= 1;
     }
 
-    fn pairOutgoing(self: *Datapath, c: *Conn, item: wire.OutOpen, now: u64) void {
-        if (self.index.contains(item.open.conn)) return;
-        c.key = item.open.conn;
-        self.index.putAssumeCapacityNoClobber(c.key, self.connIndex(c));
+    /// An unpaired copy becomes a connection of the primary's space, `key`,
+    /// with the primary's ISN and TSval. False if that key is taken.
+    fn settleOutgoing(self: *Datapath, c: *Conn, key: wire.Key, isn: u32, tsval: u32) bool {
+        if (self.index.contains(key)) return false;
+        c.key = key;
+        self.index.putAssumeCapacityNoClobber(key, self.connIndex(c));
         c.indexed = true;
         c.paired = true;
         self.unpaired -= 1;
         c.primary_known = true;
-        c.primary_isn = item.open.isn;
-        c.primary_tsval = item.open.tsval;
+        c.primary_isn = isn;
+        c.primary_tsval = tsval;
+        return true;
+    }
+
+    fn pairOutgoing(self: *Datapath, c: *Conn, item: wire.OutOpen, now: u64) void {
+        if (!self.settleOutgoing(c, item.open.conn, item.open.isn, item.open.tsval)) return;
         self.counters.outgoing_paired += 1;
         self.map(c, now);
         for (&self.early_syn_acks) |*e| {
@@ -2105,14 +2112,7 @@ pub const Datapath = struct {
     /// At a takeover, an unpaired copy of ours (the old primary never
     /// announced it, so its SYN never left) becomes the connection itself.
     fn adoptOutgoing(self: *Datapath, c: *Conn) void {
-        if (self.index.contains(c.key)) return;
-        self.index.putAssumeCapacityNoClobber(c.key, self.connIndex(c));
-        c.indexed = true;
-        c.paired = true;
-        self.unpaired -= 1;
-        c.primary_known = true;
-        c.primary_isn = c.local_isn;
-        c.primary_tsval = c.local_tsval;
+        if (!self.settleOutgoing(c, c.key, c.local_isn, c.local_tsval)) return;
         c.seq_delta = 0;
         c.ts_delta = 0;
         c.mapped = true;
