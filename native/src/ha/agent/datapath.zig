@@ -148,6 +148,14 @@ const stale_notice_resend_ns: u64 = 5 * std.time.ns_per_ms;
 const catchup_window_bytes: u32 = 256 * 1024;
 const catchup_burst = 16;
 const catchup_retry_ns: u64 = 20 * std.time.ns_per_ms;
+/// Chunks per tick over all connections: bursts past the member's socket
+/// buffer are lost, and cost a retry each.
+const catchup_tick_chunks_max = 64;
+/// "You are a member again" is said this many more times, this often
+/// (a lost one would leave the member thinking itself behind: it would
+/// reset the connection at a takeover).
+const catchup_confirms = 8;
+const catchup_confirm_interval_ns: u64 = 2 * std.time.ns_per_ms;
 /// The input logs of all connections together, per node.
 pub const input_log_budget_bytes: u64 = 1024 * 1024 * 1024;
 /// CRC-32C: the SSE4.2 instruction where the target has it (~10 GB/s here),
@@ -359,6 +367,7 @@ const Conn = struct {
     catchup_next: [config_mod.peers_max]u32 = @splat(0),
     catchup_acked: [config_mod.peers_max]u32 = @splat(0),
     catchup_moved_ns: [config_mod.peers_max]u64 = @splat(0),
+    catchup_confirms_left: [config_mod.peers_max]u8 = @splat(0),
     /// Member: opened from a catch-up that has not finished; never served.
     catching_up: bool = false,
     /// Opened by our NF (to a backend), not by a client (see "Outgoing
@@ -2226,6 +2235,7 @@ pub const Datapath = struct {
     /// its report (chunks get lost); once it holds all our NF holds, makes
     /// it a member again.
     fn pumpCatchups(self: *Datapath, now: u64) void {
+        var budget: u32 = catchup_tick_chunks_max;
         for (self.conns, 0..) |*c, i| {
             if (!self.conn_used[i] or c.catchup == 0) continue;
             for (0..self.config.peer_count) |at| {
@@ -2236,12 +2246,12 @@ pub const Datapath = struct {
                     self.endCatchup(c, bit);
                     continue;
                 }
-                self.pumpCatchup(c, peer, now);
+                self.pumpCatchup(c, peer, now, &budget);
             }
         }
     }
 
-    fn pumpCatchup(self: *Datapath, c: *Conn, peer: u8, now: u64) void {
+    fn pumpCatchup(self: *Datapath, c: *Conn, peer: u8, now: u64, budget: *u32) void {
         const bit = @as(u16, 1) << @intCast(peer);
         const base = c.client_isn +% 1;
         if (c.reported & bit != 0) {
@@ -2254,11 +2264,21 @@ pub const Datapath = struct {
         // What our NF holds: the whole prefix of the log.
         const whole = @min(c.rcv_nxt -% base, c.log.len);
         const acked = c.catchup_acked[peer];
+        if (c.members & bit != 0) {
+            // A member again already: say so a few more times.
+            if (now -% c.catchup_moved_ns[peer] < catchup_confirm_interval_ns) return;
+            c.catchup_moved_ns[peer] = now;
+            self.sendCatchupChunk(c, peer, whole, 0);
+            c.catchup_confirms_left[peer] -|= 1;
+            if (c.catchup_confirms_left[peer] == 0) self.endCatchup(c, bit);
+            return;
+        }
         if (c.reported & bit != 0 and acked >= whole) {
             // Caught up: a member again, held for from the next byte on.
             c.members |= bit;
-            self.endCatchup(c, bit);
             self.counters.catchups_done += 1;
+            c.catchup_confirms_left[peer] = catchup_confirms;
+            c.catchup_moved_ns[peer] = now;
             self.sendCatchupChunk(c, peer, whole, 0);
             return;
         }
@@ -2269,7 +2289,8 @@ pub const Datapath = struct {
         }
         const limit = @min(whole, acked +| catchup_window_bytes);
         var sent: u32 = 0;
-        while (c.catchup_next[peer] < limit and sent < catchup_burst) : (sent += 1) {
+        while (c.catchup_next[peer] < limit and sent < catchup_burst and budget.* > 0) : (sent += 1) {
+            budget.* -= 1;
             const from = c.catchup_next[peer];
             const len: u32 = @min(limit - from, wire.catchup_payload_max);
             self.sendCatchupChunk(c, peer, from, len);
@@ -4161,6 +4182,11 @@ test "catch-up: a restarted replica gets the connection replayed to its NF and i
     pair.primary.tick(t + 7);
     try testing.expectEqual(@as(u64, 1), pair.primary.counters.catchups_done);
     deliverFrom(&pair.p_rec, pair.replica, t + 8);
+    // Said again a little later (it may be lost), and not at once.
+    pair.primary.tick(t + 9);
+    try testing.expectEqual(@as(usize, 0), pair.p_rec.count(.catchup_data));
+    pair.primary.tick(t + 7 + catchup_confirm_interval_ns);
+    try testing.expectEqual(@as(usize, 1), pair.p_rec.count(.catchup_data));
     pair.p_rec.clear();
     pair.r_rec.clear();
     // The client's next bytes wait for the replica again.
