@@ -775,6 +775,13 @@ pub const Datapath = struct {
                 const len = p.tcp_offset + p.tcp_header_len;
                 if (len <= template_bytes_max) {
                     @memcpy(c.template[0..len], frame[0..len]);
+                    // What is built from it goes to our NF, whose stack drops
+                    // a frame for another MAC (the client's was the VIP's):
+                    // every synthetic ACK, nudge and kick was lost that way,
+                    // and a replica whose NF waited on them alone — the client
+                    // held back by the primary, its own ACKs gone quiet —
+                    // never drained its output (a bulk load stalled for good).
+                    rewriteMacs(c.template[0..len], self.config.nf_mac, self.config.inner_mac);
                     c.template_len = len;
                 }
             }
@@ -2376,10 +2383,10 @@ pub const Datapath = struct {
             std.mem.writeInt(u32, o[4..8], c.client_tsval orelse 0, .big);
             std.mem.writeInt(u32, o[8..12], c.local_tsval, .big);
         }
+        rewriteMacs(t, self.config.nf_mac, self.config.inner_mac);
         c.template_len = @intCast(len);
         const ack = buildFromTemplate(c, &self.scratch, c.client_isn +% 1, c.local_isn +% 1, 0) orelse return;
         c.acked_to_nf = c.local_isn +% 1;
-        rewriteMacs(ack, self.config.nf_mac, self.config.inner_mac);
         self.deliverToNf(ack);
     }
 
@@ -2410,7 +2417,6 @@ pub const Datapath = struct {
         @memcpy(frame[p.tcp_offset + p.tcp_header_len ..][0..len], item.data);
         packet.tcpChecksumRecompute(frame, p);
         c.acked_to_nf = ack;
-        rewriteMacs(frame, self.config.nf_mac, self.config.inner_mac);
         self.feedNf(c, frame);
     }
 
@@ -4423,6 +4429,9 @@ test "synthetic ACKs carry the client's newest TSval, also when that came with i
     try testing.expectEqual(@as(u16, 0), q.payload_len);
     try testing.expect(std.mem.readInt(u32, synthetic[q.options.timestamp_offset.?..][0..4], .big) == newer);
     try testing.expect(packet.checksumsValid(synthetic, q));
+    // Addressed to the NF's own MAC: its stack drops frames for another.
+    try testing.expectEqualSlices(u8, &pair.replica.config.nf_mac, synthetic[0..6]);
+    try testing.expectEqualSlices(u8, &pair.replica.config.inner_mac, synthetic[6..12]);
 }
 
 test "a client segment past the NF's receive window also brings its ACK alone, at the NF's rcv_nxt" {
