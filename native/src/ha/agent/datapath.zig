@@ -2619,7 +2619,12 @@ pub const Datapath = struct {
     fn repair(self: *Datapath, c: *Conn, now: u64) void {
         if (!c.out_known or c.template_len == 0 or !self.serves(c)) return;
         if (c.repair_ns != 0 and now -% c.repair_ns < repair_interval_ns) return;
-        // The run of held bytes that starts after the client's acked point.
+        // The held segment that came last, past the client's acked point. Only
+        // it: the client takes the age of every newly SACKed segment as a
+        // round trip, and segments held since the hole opened made those
+        // seconds (its timeout grew to ~28 s in a bulk load). One fresh
+        // SACKed segment, sent after the hole, is enough for RACK to call
+        // the hole lost at once.
         var start: u32 = 0;
         var end: u32 = 0;
         var found = false;
@@ -2627,14 +2632,9 @@ pub const Datapath = struct {
         while (at != none) : (at = self.frame_next[at]) {
             const p = packet.parse(self.frameBytes(at)) catch continue;
             if (!seqLt(c.ack_out, p.seq)) continue; // the hole itself, or older
-            const seg_end = self.frame_end[at];
-            if (!found) {
-                start = p.seq;
-                end = seg_end;
-                found = true;
-            } else if (!seqLt(end, p.seq) and seqLt(end, seg_end)) {
-                end = seg_end;
-            } else if (seqLt(end, p.seq)) break;
+            start = p.seq;
+            end = self.frame_end[at];
+            found = true;
         }
         if (!found) return;
         c.repair_ns = now;
