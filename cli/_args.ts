@@ -40,6 +40,29 @@ export function positionals(list: string[], min: number, max: number, usage: str
   return list;
 }
 
+/**
+ * An `ADDR:PORT` option (IPv4), or a UsageError naming the option.
+ *
+ * @example
+ * ```ts
+ * endpoint("10.77.0.1:7000", "--connect", "reliab ha load --connect ADDR:PORT"); // { hostname: "10.77.0.1", port: 7000 }
+ * ```
+ */
+export function endpoint(
+  text: string | undefined,
+  option: string,
+  usage: string,
+): { hostname: string; port: number } {
+  const match = text === undefined ? null : /^(\d{1,3}(?:\.\d{1,3}){3}):(\d{1,5})$/.exec(text);
+  if (match === null || Number(match[2]) > 65535) {
+    throw new UsageError(
+      text === undefined ? `Missing ${option}` : `Invalid ${option} "${text}": expected ADDR:PORT`,
+      { code: "usage", hint: `usage: ${usage}` },
+    );
+  }
+  return { hostname: match[1]!, port: Number(match[2]) };
+}
+
 /** A subcommand: its arguments in, exit code out. */
 export type Command = (args: string[]) => Promise<number>;
 

@@ -12,7 +12,7 @@ import { renderBenchText } from "../lib/ha/bench_report.ts";
 import { runLatency } from "../lib/ha/latency_client.ts";
 import { KILL_MODES, type KillMode } from "../lib/ha/lab_cluster.ts";
 import { UsageError } from "../lib/errors.ts";
-import { parse, positionals } from "./_args.ts";
+import { endpoint, parse, positionals } from "./_args.ts";
 import { err, out, outJson } from "./_render.ts";
 
 /** Usage lines of the commands in this file (cli/ha.ts shows them in its help). */
@@ -99,7 +99,7 @@ export async function latencyCommand(args: string[]): Promise<number> {
   }, usageLine);
   if (values.help) return usage(usageLine);
   positionals(extra, 0, 0, usageLine);
-  const [hostname, port] = endpoint(values.connect, "--connect", usageLine);
+  const { hostname, port } = endpoint(values.connect, "--connect", usageLine);
   const report = await checked(usageLine, () =>
     runLatency({
       hostname,
@@ -167,15 +167,4 @@ function optional<K extends string>(
 function usage(text: string): number {
   out(`Usage: ${text}`);
   return 0;
-}
-
-function endpoint(text: string | undefined, option: string, usageLine: string): [string, number] {
-  const match = text === undefined ? null : /^(\d{1,3}(?:\.\d{1,3}){3}):(\d{1,5})$/.exec(text);
-  if (match === null || Number(match[2]) > 65535) {
-    throw new UsageError(
-      text === undefined ? `Missing ${option}` : `Invalid ${option} "${text}": expected ADDR:PORT`,
-      { code: "usage", hint: `usage: ${usageLine}` },
-    );
-  }
-  return [match[1]!, Number(match[2])];
 }

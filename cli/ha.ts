@@ -12,7 +12,7 @@ import { AGENT_USAGE, failCommand, migrateCommand, statusCommand, upCommand } fr
 import { benchCommand, DEMO_USAGE, demoCommand, latencyCommand } from "./_ha_demo.ts";
 import { formatLoadProgress } from "../lib/ha/child_output.ts";
 import { UsageError } from "../lib/errors.ts";
-import { dispatch, parse, positionals } from "./_args.ts";
+import { dispatch, endpoint, parse, positionals } from "./_args.ts";
 import { err, out, outJson } from "./_render.ts";
 
 const HELP = `reliab ha: transparent failover of live TCP connections
@@ -148,7 +148,7 @@ async function nfCommand(args: string[]): Promise<number> {
   }, USAGE.nf);
   if (values.help) return usage(USAGE.nf);
   positionals(extra, 0, 0, USAGE.nf);
-  const [hostname, port] = endpoint(values.listen, "--listen", USAGE.nf);
+  const { hostname, port } = endpoint(values.listen, "--listen", USAGE.nf);
   const mode = values.mode ?? "echo";
   if (mode !== "echo" && mode !== "kv" && mode !== "proxy" && mode !== "socks5") {
     throw new UsageError(`Unknown NF mode "${mode}"`, {
@@ -169,7 +169,7 @@ async function nfCommand(args: string[]): Promise<number> {
     hostname,
     port,
     mode: mode as NfMode,
-    ...(backend === undefined ? {} : { backend: { hostname: backend[0], port: backend[1] } }),
+    ...(backend === undefined ? {} : { backend }),
   });
   const stop = Promise.withResolvers<void>();
   const onSignal = () => stop.resolve();
@@ -203,7 +203,7 @@ async function loadCommand(args: string[]): Promise<number> {
   }, USAGE.load);
   if (values.help) return usage(USAGE.load);
   positionals(extra, 0, 0, USAGE.load);
-  const [hostname, port] = endpoint(values.connect, "--connect", USAGE.load);
+  const { hostname, port } = endpoint(values.connect, "--connect", USAGE.load);
   const report = await runLoad({
     hostname,
     port,
@@ -212,9 +212,7 @@ async function loadCommand(args: string[]): Promise<number> {
     seed: integer(values.seed ?? "1", "--seed", USAGE.load),
     // Through a SOCKS5 proxy (the reference NF's socks5 mode) to --connect.
     ...(values.socks5 === undefined ? {} : {
-      socks5: ((e) => ({ hostname: e[0], port: e[1] }))(
-        endpoint(values.socks5, "--socks5", USAGE.load),
-      ),
+      socks5: endpoint(values.socks5, "--socks5", USAGE.load),
     }),
     // Per connection: paced streams stay open for a known time.
     ...(values.rate === undefined
@@ -299,15 +297,4 @@ function integer(text: string, option: string, usageLine: string): number {
     });
   }
   return Number(text);
-}
-
-function endpoint(text: string | undefined, option: string, usageLine: string): [string, number] {
-  const match = text === undefined ? null : /^(\d{1,3}(?:\.\d{1,3}){3}):(\d{1,5})$/.exec(text);
-  if (match === null || Number(match[2]) > 65535) {
-    throw new UsageError(
-      text === undefined ? `Missing ${option}` : `Invalid ${option} "${text}": expected ADDR:PORT`,
-      { code: "usage", hint: `usage: ${usageLine}` },
-    );
-  }
-  return [match[1]!, Number(match[2])];
 }

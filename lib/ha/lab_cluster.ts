@@ -169,14 +169,8 @@ export class Cluster implements AsyncDisposable {
     const at = this.#nodes.findIndex((n) => n.id === id);
     if (at < 0) throw new RangeError(`No node "${id}" in the cluster`);
     if (!this.#dead.has(id)) throw new RangeError(`Node "${id}" is running: kill it first`);
-    const o = this.#options;
-    const argv = agentArgv(this.lab, id, {
-      command: (o.command ?? referenceNfCommand)(this.lab.vip, this.port),
-      ...(o.heartbeatMs === undefined ? {} : { heartbeatMs: o.heartbeatMs }),
-      ...(o.miss === undefined ? {} : { miss: o.miss }),
-      replica: true,
-    });
-    const node = await startNode(this.#nodes[at]!.lab, argv, { ...o, primary: false });
+    const argv = clusterArgv(this.lab, id, this.port, this.#options, true);
+    const node = await startNode(this.#nodes[at]!.lab, argv, { ...this.#options, primary: false });
     this.#nodes[at] = node;
     this.#dead.delete(id);
     return node;
@@ -365,17 +359,10 @@ export class Cluster implements AsyncDisposable {
  */
 export async function startCluster(lab: Lab, options: ClusterOptions = {}): Promise<Cluster> {
   const port = options.port ?? NF_PORT_DEFAULT;
-  const command = (options.command ?? referenceNfCommand)(lab.vip, port);
   const timeoutMs = options.readyTimeoutMs ?? READY_TIMEOUT_MS_DEFAULT;
   const started: NetnsProcess[] = [];
   try {
-    const argvs = lab.nodes.map((n) =>
-      agentArgv(lab, n.id, {
-        command,
-        ...(options.heartbeatMs === undefined ? {} : { heartbeatMs: options.heartbeatMs }),
-        ...(options.miss === undefined ? {} : { miss: options.miss }),
-      })
-    );
+    const argvs = lab.nodes.map((n) => clusterArgv(lab, n.id, port, options, false));
     const start = (node: LabNode, i: number) =>
       startNode(node, argvs[i]!, { ...options, primary: node.id === 1 }, started);
     // The primary first: a replica that hears no primary would take over.
@@ -393,6 +380,22 @@ export async function startCluster(lab: Lab, options: ClusterOptions = {}): Prom
     await killNetns(...namespaces);
     throw error;
   }
+}
+
+/** Node `id`'s `ha up` argv under a cluster's options. */
+function clusterArgv(
+  lab: Lab,
+  id: number,
+  port: number,
+  options: ClusterOptions,
+  replica: boolean,
+): string[] {
+  return agentArgv(lab, id, {
+    command: (options.command ?? referenceNfCommand)(lab.vip, port),
+    ...(options.heartbeatMs === undefined ? {} : { heartbeatMs: options.heartbeatMs }),
+    ...(options.miss === undefined ? {} : { miss: options.miss }),
+    replica,
+  });
 }
 
 /** Starts one agent (`argv`) in `node`'s namespace and waits for its ready line. */

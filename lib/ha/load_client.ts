@@ -7,7 +7,7 @@
  * @module
  */
 import { isDisconnect, writeAll } from "./reference_nf.ts";
-import { connectRequest, parseAnswers } from "./socks5.ts";
+import { connectRequest, MessageReader, parseAnswers } from "./socks5.ts";
 
 /**
  * Period of every stream, in bytes. A prime, so it never lines up with
@@ -328,17 +328,8 @@ export async function runLoad(options: LoadOptions): Promise<LoadReport> {
 async function socksConnect(conn: Deno.TcpConn, hostname: string, port: number) {
   try {
     await writeAll(conn, connectRequest(hostname, port));
-    let got = new Uint8Array();
-    const buffer = new Uint8Array(64);
-    let answers;
-    while ((answers = parseAnswers(got)) === undefined) {
-      const n = await conn.read(buffer);
-      if (n === null) throw new Deno.errors.ConnectionRefused("the SOCKS5 proxy closed");
-      const joined = new Uint8Array(got.length + n);
-      joined.set(got);
-      joined.set(buffer.subarray(0, n), got.length);
-      got = joined;
-    }
+    const answers = await new MessageReader(conn).next(parseAnswers);
+    if (answers === undefined) throw new Deno.errors.ConnectionRefused("the SOCKS5 proxy closed");
     if (answers.code !== 0) {
       throw new Deno.errors.ConnectionRefused(`the SOCKS5 proxy refused: code ${answers.code}`);
     }

@@ -19,6 +19,7 @@
  * @module
  */
 import {
+  MessageReader,
   parseGreeting,
   parseRequest,
   reply as socksReply,
@@ -109,33 +110,17 @@ export function serveReferenceNf(options: ReferenceNfOptions): ReferenceNf {
   };
 
   const socks = async (conn: Deno.Conn) => {
-    let pending = new Uint8Array();
-    const more = async () => {
-      const buffer = new Uint8Array(512);
-      const n = await conn.read(buffer);
-      if (n === null) return false;
-      const joined = new Uint8Array(pending.length + n);
-      joined.set(pending);
-      joined.set(buffer.subarray(0, n), pending.length);
-      pending = joined;
-      return true;
-    };
+    const reader = new MessageReader(conn);
     try {
-      let greeting;
-      while ((greeting = parseGreeting(pending)) === undefined) {
-        if (!await more()) return conn.close();
-      }
-      pending = pending.subarray(greeting.consumed);
+      const greeting = await reader.next(parseGreeting);
+      if (greeting === undefined) return conn.close();
       if (!greeting.noAuth) {
         await writeAll(conn, new Uint8Array([5, 0xff]));
         return conn.close();
       }
       await writeAll(conn, new Uint8Array([5, 0]));
-      let request;
-      while ((request = parseRequest(pending)) === undefined) {
-        if (!await more()) return conn.close();
-      }
-      pending = pending.subarray(request.consumed);
+      const request = await reader.next(parseRequest);
+      if (request === undefined) return conn.close();
       if ("refuse" in request) {
         await writeAll(conn, socksReply(request.refuse));
         return conn.close();
@@ -146,7 +131,7 @@ export function serveReferenceNf(options: ReferenceNfOptions): ReferenceNf {
         return conn.close();
       }
       await writeAll(conn, socksReply(SOCKS_OK));
-      await relay(conn, upstream, pending);
+      await relay(conn, upstream, reader.rest());
     } catch (error) {
       if (!isDisconnect(error)) throw error;
       conn.close();

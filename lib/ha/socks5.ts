@@ -1,8 +1,8 @@
 /**
  * SOCKS5 (RFC 1928), the part a CONNECT proxy needs: no authentication,
- * IPv4 destinations. Pure byte parsing, so the reference NF's `socks5` mode
- * and the load client's `--socks5` share it and it is tested without
- * sockets.
+ * IPv4 destinations. Byte parsing, and a reader that feeds it, so the
+ * reference NF's `socks5` mode and the load client's `--socks5` share it
+ * and it is tested without sockets.
  *
  * The proxy's replies carry 0.0.0.0:0 as the bound address (RFC 1928 lets
  * the server choose): the real one is the NF's own port for the backend
@@ -82,4 +82,46 @@ export function parseAnswers(bytes: Uint8Array): { consumed: number; code: numbe
   if (bytes[0] !== 5 || bytes[1] !== 0) return { consumed: 2, code: SOCKS_GENERAL_FAILURE };
   if (bytes.length < 2 + 10) return undefined;
   return { consumed: 12, code: bytes[3]! };
+}
+
+/**
+ * Reads a connection message by message: each `next` reads until `parse`
+ * finds a whole one, and keeps what came after it for the next (or `rest`).
+ *
+ * @example
+ * ```ts
+ * const reader = new MessageReader(conn);
+ * const greeting = await reader.next(parseGreeting); // undefined: the peer closed first
+ * ```
+ */
+export class MessageReader {
+  #pending = new Uint8Array();
+  readonly #conn: { read(buffer: Uint8Array): Promise<number | null> };
+
+  constructor(conn: { read(buffer: Uint8Array): Promise<number | null> }) {
+    this.#conn = conn;
+  }
+
+  /** The next message `parse` recognises; undefined if the peer closed first. */
+  async next<T extends { consumed: number }>(
+    parse: (bytes: Uint8Array) => T | undefined,
+  ): Promise<T | undefined> {
+    const buffer = new Uint8Array(512);
+    let message;
+    while ((message = parse(this.#pending)) === undefined) {
+      const n = await this.#conn.read(buffer);
+      if (n === null) return undefined;
+      const joined = new Uint8Array(this.#pending.length + n);
+      joined.set(this.#pending);
+      joined.set(buffer.subarray(0, n), this.#pending.length);
+      this.#pending = joined;
+    }
+    this.#pending = this.#pending.subarray(message.consumed);
+    return message;
+  }
+
+  /** Bytes read past the last message. */
+  rest(): Uint8Array {
+    return this.#pending;
+  }
 }

@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import {
   connectRequest,
+  MessageReader,
   parseAnswers,
   parseGreeting,
   parseRequest,
@@ -34,4 +35,28 @@ Deno.test("the proxy's answers parse on the client, and its reply names no node'
   assert.deepEqual(parseAnswers(answers), { consumed: 12, code: 0 });
   assert.deepEqual([...reply(5).subarray(4)], [0, 0, 0, 0, 0, 0]);
   assert.equal(parseAnswers(new Uint8Array([5, 0xff]))?.code, 1);
+});
+
+Deno.test("the reader hands out one message at a time, across reads, and keeps what follows", async () => {
+  const chunks = [
+    new Uint8Array([5]),
+    new Uint8Array([1, 0, 5, 1, 0, 1, 10, 77]),
+    new Uint8Array([0, 2, 0x23, 0x28, 9, 9]),
+  ];
+  const reader = new MessageReader({
+    read(buffer: Uint8Array) {
+      const chunk = chunks.shift();
+      if (chunk === undefined) return Promise.resolve(null);
+      buffer.set(chunk);
+      return Promise.resolve(chunk.length);
+    },
+  });
+  assert.deepEqual(await reader.next(parseGreeting), { consumed: 3, noAuth: true });
+  assert.deepEqual(await reader.next(parseRequest), {
+    consumed: 10,
+    hostname: "10.77.0.2",
+    port: 9000,
+  });
+  assert.deepEqual([...reader.rest()], [9, 9]);
+  assert.equal(await reader.next(parseRequest), undefined); // closed before a whole one
 });
