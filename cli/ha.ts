@@ -159,7 +159,7 @@ async function nfCommand(args: string[]): Promise<number> {
   if ((mode === "proxy") !== (values.backend !== undefined)) {
     throw new UsageError(
       mode === "proxy" ? "A proxy NF needs --backend" : `--backend is for --mode proxy only`,
-      { code: "usage", hint: USAGE.nf },
+      { code: "usage", hint: `usage: ${USAGE.nf}` },
     );
   }
   const backend = values.backend === undefined
