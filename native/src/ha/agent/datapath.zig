@@ -232,8 +232,6 @@ pub const Counters = struct {
     stale_resets: u64 = 0,
     /// Client frames of stale connections (dropped; a primary answers with a RST).
     stale_frames: u64 = 0,
-    /// Member: client segments kept until our NF's receive window opened.
-    waited_for_window: u64 = 0,
     /// Catch-up (see the header comment). Serving node: members that said
     /// they lack a connection, catch-ups started, finished (the member is
     /// one again) and impossible (the input log was lost or too big),
@@ -318,8 +316,6 @@ const Conn = struct {
     pending: FrameList = .{},
     /// The replica NF's output the client may still lack (see cacheOutput).
     out: FrameList = .{},
-    /// Client segments past our NF's receive window, fed as it opens (a member only).
-    later: FrameList = .{},
     template: [template_bytes_max]u8 = undefined,
     template_len: u16 = 0,
     /// Divergence detection state (see OutputCheck).
@@ -812,20 +808,6 @@ pub const Datapath = struct {
         }
         if (c.owner_notices_left > 0 and now -% c.owner_notice_ns >= std.time.ns_per_ms) self.sendOwner(c, now);
         if (!self.serves(c) or !occupies or p.flags & packet.flag_rst != 0) {
-            // A member's NF may offer a smaller window than the node serving
-            // the connection, whose window the client fills: what ends past
-            // ours would be dropped by our NF — a hole the client must fill
-            // again, while the serving node holds everything after it and the
-            // client's timer grows with the hold (a bulk load stalled for
-            // tens of seconds). It waits here until our NF's window opens.
-            // (Here occupies and no RST mean a member: the node serving
-            // the connection holds instead.)
-            const past = occupies and p.flags & (packet.flag_syn | packet.flag_rst) == 0 and
-                c.nf_right_known and seqLt(c.nf_right, end);
-            if (past and c.later.count < held_per_conn_max and self.enqueue(&c.later, frame, end)) {
-                self.counters.waited_for_window += 1;
-                return;
-            }
             self.feedNf(c, frame, p);
             return;
         }
@@ -926,16 +908,6 @@ pub const Datapath = struct {
         while (self.takeFront(&c.pending)) |frame| {
             const p = packet.parse(frame) catch continue;
             self.clientSegment(c, frame, p, now);
-        }
-    }
-
-    /// Client segments that waited for our NF's window, those that fit now,
-    /// in order (see clientSegment).
-    fn feedLater(self: *Datapath, c: *Conn) void {
-        while (c.later.head != none and !seqLt(c.nf_right, self.frame_end[c.later.head])) {
-            const slot = self.listPop(&c.later).?;
-            self.feedParsed(c, self.frameBytes(slot), false);
-            self.frameFree(slot);
         }
     }
 
@@ -1048,7 +1020,6 @@ pub const Datapath = struct {
         if (p.flags & packet.flag_ack != 0 and p.flags & packet.flag_syn == 0) {
             c.nf_right = p.ack +% (@as(u32, p.window) << @intCast(c.nf_wscale));
             c.nf_right_known = true;
-            if (c.later.count > 0) self.feedLater(c);
         }
         if (p.flags & packet.flag_ack != 0 and (!c.rcv_known or !seqLt(p.ack, c.rcv_nxt))) {
             // A repeated ack is reported again too: the NF repeats an ack when
@@ -1541,7 +1512,7 @@ pub const Datapath = struct {
         check.theirs_len = 0;
         self.counters.divergences += 1;
         // Nothing of it may reach the client or the NF any more.
-        for ([_]*FrameList{ &c.out, &c.held, &c.pending, &c.later }) |list| {
+        for ([_]*FrameList{ &c.out, &c.held, &c.pending }) |list| {
             while (self.listPop(list)) |slot| self.frameFree(slot);
         }
         self.resetNf(c);
@@ -2756,7 +2727,7 @@ pub const Datapath = struct {
     }
 
     fn free(self: *Datapath, c: *Conn) void {
-        for ([_]*FrameList{ &c.out, &c.held, &c.pending, &c.later }) |list| {
+        for ([_]*FrameList{ &c.out, &c.held, &c.pending }) |list| {
             while (self.listPop(list)) |slot| self.frameFree(slot);
         }
         c.log.deinit(self.allocator, &self.log_budget);
@@ -4476,24 +4447,19 @@ test "a client segment past the NF's receive window also brings its ACK alone, a
     packet.tcpChecksumRecompute(closed, q);
     pair.replica.innerFrame(closed, 40);
     pair.r_rec.clear();
-    // Client data past that window: the NF would drop it, ACK field and all.
-    // Its ACK goes alone; the segment waits for the window (a hole otherwise).
+    // Client data past that window: the NF will drop it, ACK field and all.
     pair.client(&fixtures.data, 50);
     try testing.expectEqual(@as(u64, 1), pair.replica.counters.beyond_window_acks);
-    try testing.expectEqual(@as(u64, 1), pair.replica.counters.waited_for_window);
-    try testing.expectEqual(@as(usize, 1), pair.r_rec.to_nf.items.len);
+    try testing.expectEqual(@as(usize, 2), pair.r_rec.to_nf.items.len);
     const alone = try packet.parse(pair.r_rec.to_nf.items[0]);
     try testing.expectEqual(@as(u16, 0), alone.payload_len);
     try testing.expectEqual((try packet.parse(&fixtures.syn)).seq +% 1, alone.seq); // the NF's rcv_nxt
     try testing.expect(packet.checksumsValid(pair.r_rec.to_nf.items[0], alone));
-    // The NF's window opens: the segment goes in.
+    try testing.expectEqual(@as(u16, 13), (try packet.parse(pair.r_rec.to_nf.items[1])).payload_len);
+    // Inside an open window: no extra ACK.
     std.mem.writeInt(u16, closed[q.tcp_offset + 14 ..][0..2], 100, .big);
     packet.tcpChecksumRecompute(closed, q);
     pair.replica.innerFrame(closed, 60);
-    try testing.expectEqual(@as(usize, 2), pair.r_rec.to_nf.items.len);
-    try testing.expectEqual(@as(u16, 13), (try packet.parse(pair.r_rec.to_nf.items[1])).payload_len);
-    // Inside an open window: no extra ACK, no wait.
     pair.client(&fixtures.data, 70);
     try testing.expectEqual(@as(u64, 1), pair.replica.counters.beyond_window_acks);
-    try testing.expectEqual(@as(u64, 1), pair.replica.counters.waited_for_window);
 }
