@@ -232,6 +232,8 @@ pub const Counters = struct {
     stale_resets: u64 = 0,
     /// Client frames of stale connections (dropped; a primary answers with a RST).
     stale_frames: u64 = 0,
+    /// Member: client segments kept until our NF's receive window opened.
+    waited_for_window: u64 = 0,
     /// Catch-up (see the header comment). Serving node: members that said
     /// they lack a connection, catch-ups started, finished (the member is
     /// one again) and impossible (the input log was lost or too big),
@@ -316,6 +318,8 @@ const Conn = struct {
     pending: FrameList = .{},
     /// The replica NF's output the client may still lack (see cacheOutput).
     out: FrameList = .{},
+    /// Client segments past our NF's receive window, fed as it opens (a member only).
+    later: FrameList = .{},
     template: [template_bytes_max]u8 = undefined,
     template_len: u16 = 0,
     /// Divergence detection state (see OutputCheck).
@@ -374,13 +378,14 @@ const Conn = struct {
     /// connections"). `local_port` is our NF's own port: on a replica it
     /// differs from the key's, which is the primary's. `out_dest` (the
     /// backend's address and port) and `out_order` pair a replica's copy
-    /// with the primary's.
+    /// with the primary's; `paired` once they are.
     outgoing: bool = false,
     local_port: u16 = 0,
     out_dest: u64 = 0,
     out_order: u32 = 0,
-    /// In `index` under `key` (an outgoing connection not paired yet is
-    /// not), and in `out_index` under its own key (a replica's copy).
+    paired: bool = false,
+    /// In `index` under `key` (an unpaired replica copy is only in `out_index`),
+    /// and in `out_index` under its own key (a replica's copy).
     indexed: bool = true,
     local_indexed: bool = false,
     mac_known: bool = true,
@@ -808,11 +813,27 @@ pub const Datapath = struct {
         }
         if (c.owner_notices_left > 0 and now -% c.owner_notice_ns >= std.time.ns_per_ms) self.sendOwner(c, now);
         if (!self.serves(c) or !occupies or p.flags & packet.flag_rst != 0) {
-            self.feedNf(c, frame, p);
+            // A member's NF may offer a smaller window than the node serving
+            // the connection, whose window the client fills: what ends past
+            // ours would be dropped by our NF — a hole the client must fill
+            // again, while the serving node holds everything after it and the
+            // client's timer grows with the hold (a bulk load stalled for
+            // tens of seconds). It waits here until our NF's window opens.
+            const past = c.nf_right_known and seqLt(c.nf_right, end) and occupies and
+                p.flags & (packet.flag_syn | packet.flag_rst) == 0 and !self.serves(c);
+            if (past and c.later.count < held_per_conn_max) {
+                if (self.frameAlloc(frame)) |slot| {
+                    self.frame_end[slot] = end;
+                    self.listAppend(&c.later, slot);
+                    self.counters.waited_for_window += 1;
+                    return;
+                }
+            }
+            self.feedNf(c, frame);
             return;
         }
         switch (self.holdVerdict(c, end, now)) {
-            .forward => self.feedNf(c, frame, p),
+            .forward => self.feedNf(c, frame),
             .hold => self.hold(c, frame, end, now),
         }
     }
@@ -845,12 +866,17 @@ pub const Datapath = struct {
     }
 
     fn hold(self: *Datapath, c: *Conn, frame: []const u8, end: u32, now: u64) void {
-        const was_empty = c.held.count == 0;
-        if (c.held.count >= held_per_conn_max or !self.enqueue(&c.held, frame, end)) {
+        if (c.held.count >= held_per_conn_max or frame.len > frame_bytes_max) {
             self.counters.hold_drops += 1;
             return;
         }
-        if (was_empty) c.held_since_ns = now;
+        const slot = self.frameAlloc(frame) orelse {
+            self.counters.hold_drops += 1;
+            return;
+        };
+        self.frame_end[slot] = end;
+        if (c.held.count == 0) c.held_since_ns = now;
+        self.listAppend(&c.held, slot);
         self.counters.held += 1;
     }
 
@@ -866,7 +892,8 @@ pub const Datapath = struct {
                 if (prev == none) c.held.head = next else self.frame_next[prev] = next;
                 if (c.held.tail == at) c.held.tail = prev;
                 c.held.count -= 1;
-                self.feedParsed(c, self.frameBytes(at), true);
+                freshenTsval(c, self.frameBytes(at));
+                self.feedNf(c, self.frameBytes(at));
                 self.frameFree(at);
                 self.counters.released += 1;
             } else prev = at;
@@ -883,8 +910,9 @@ pub const Datapath = struct {
     /// and the client's retransmission timeout grows to tens of seconds. The
     /// newest TSval keeps the sample to the replication round trip. It is
     /// never older than what the NF has seen, so PAWS passes it.
-    fn freshenTsval(c: *const Conn, frame: []u8, p: packet.Packet) void {
+    fn freshenTsval(c: *const Conn, frame: []u8) void {
         const newest = c.client_tsval orelse return;
+        const p = packet.parse(frame) catch return;
         const ts = p.options.timestamp_offset orelse return;
         const tsval = std.mem.readInt(u32, frame[ts..][0..4], .big);
         if (seqLt(tsval, newest)) packet.translate(frame, p, .{ .tsval_delta = newest -% tsval });
@@ -911,22 +939,28 @@ pub const Datapath = struct {
         }
     }
 
-    /// A client segment to our NF, its bytes logged first (see "Catch-up").
-    fn feedNf(self: *Datapath, c: *Conn, frame: []const u8, p: packet.Packet) void {
-        if (!c.log.lost and p.payload_len > 0 and p.flags & packet.flag_syn == 0) {
-            const payload = frame[p.tcp_offset + p.tcp_header_len ..][0..p.payload_len];
-            c.log.write(self.allocator, &self.log_budget, p.seq -% c.client_isn -% 1, payload);
-            if (c.log.lost) self.counters.input_logs_lost += 1;
+    /// Client segments that waited for our NF's window, those that fit now,
+    /// in order (see clientSegment).
+    fn feedLater(self: *Datapath, c: *Conn) void {
+        while (c.later.head != none and !seqLt(c.nf_right, self.frame_end[c.later.head])) {
+            const slot = self.listPop(&c.later).?;
+            self.feedNf(c, self.frameBytes(slot));
+            self.frameFree(slot);
         }
-        self.deliverToNf(frame);
     }
 
-    /// feedNf for a frame kept in the pool (parsed again); `freshen`: a
-    /// held one, which takes the client's newest TSval on the way.
-    fn feedParsed(self: *Datapath, c: *Conn, frame: []u8, freshen: bool) void {
-        const p = packet.parse(frame) catch return self.deliverToNf(frame);
-        if (freshen) freshenTsval(c, frame, p);
-        self.feedNf(c, frame, p);
+    /// A client segment to our NF, its bytes logged first (see "Catch-up").
+    fn feedNf(self: *Datapath, c: *Conn, frame: []const u8) void {
+        if (!c.log.lost) {
+            if (packet.parse(frame)) |p| {
+                if (p.payload_len > 0 and p.flags & packet.flag_syn == 0) {
+                    const payload = frame[p.tcp_offset + p.tcp_header_len ..][0..p.payload_len];
+                    c.log.write(self.allocator, &self.log_budget, p.seq -% c.client_isn -% 1, payload);
+                    if (c.log.lost) self.counters.input_logs_lost += 1;
+                }
+            } else |_| {}
+        }
+        self.deliverToNf(frame);
     }
 
     fn deliverToNf(self: *Datapath, frame: []const u8) void {
@@ -1020,6 +1054,7 @@ pub const Datapath = struct {
         if (p.flags & packet.flag_ack != 0 and p.flags & packet.flag_syn == 0) {
             c.nf_right = p.ack +% (@as(u32, p.window) << @intCast(c.nf_wscale));
             c.nf_right_known = true;
+            if (c.later.count > 0) self.feedLater(c);
         }
         if (p.flags & packet.flag_ack != 0 and (!c.rcv_known or !seqLt(p.ack, c.rcv_nxt))) {
             // A repeated ack is reported again too: the NF repeats an ack when
@@ -1095,7 +1130,12 @@ pub const Datapath = struct {
     /// (200 ms or more).
     fn cacheOutput(self: *Datapath, c: *Conn, frame: []const u8, end: u32) void {
         if (c.out.count >= out_per_conn_max) self.frameFree(self.listPop(&c.out).?);
-        if (!self.enqueue(&c.out, frame, end)) self.counters.cache_drops += 1;
+        const slot = self.frameAlloc(frame) orelse {
+            self.counters.cache_drops += 1;
+            return;
+        };
+        self.frame_end[slot] = end;
+        self.listAppend(&c.out, slot);
     }
 
     /// Drops cached output the client acknowledged.
@@ -1152,7 +1192,7 @@ pub const Datapath = struct {
         p.alive = true;
         // Back after a silence, perhaps restarted with none of our
         // connections: name them all, it says which it lacks (Catch-up).
-        if (revived and self.emitting()) self.announceConns(peer);
+        if (revived and self.emitting()) self.announceConns(peer, now);
         // A datagram that left before a newer one we already have (its heartbeat
         // thread raced a handover, or it is older than the epoch we know) keeps
         // its role claim to itself: a primary that believed such a claim
@@ -1244,7 +1284,7 @@ pub const Datapath = struct {
                 if (header.kind == .catchup_open) {
                     self.catchupOpen(wire.readCatchupOpen(datagram, header.count), now);
                 } else {
-                    self.catchupData(wire.readCatchupData(datagram) catch return);
+                    self.catchupData(wire.readCatchupData(datagram) catch return, now);
                 }
             },
             .conn_owner => {
@@ -1333,25 +1373,15 @@ pub const Datapath = struct {
         self.flushPending(c, now);
     }
 
-    /// Tells the members the primary's ISN and TSval for `c`; for our NF's
-    /// own connection an out_open, with its pairing order.
     fn sendConnOpen(self: *Datapath, c: *Conn, now: u64) void {
-        var buf: [wire.header_bytes + wire.out_open_bytes]u8 = undefined;
-        const len: usize = if (c.outgoing) len: {
-            self.writeOwnHeader(&buf, .out_open, 1);
-            wire.writeOutOpen(&buf, 0, .{ .open = openItem(c), .order = c.out_order });
-            break :len wire.header_bytes + wire.out_open_bytes;
-        } else len: {
-            self.writeOwnHeader(&buf, .conn_open, 1);
-            wire.writeConnOpen(&buf, 0, openItem(c));
-            break :len wire.header_bytes + wire.conn_open_bytes;
-        };
-        const counter = if (c.outgoing) &self.counters.out_opens_sent else &self.counters.conn_opens_sent;
+        var buf: [wire.header_bytes + wire.conn_open_bytes]u8 = undefined;
+        self.writeOwnHeader(&buf, .conn_open, 1);
+        wire.writeConnOpen(&buf, 0, .{ .conn = c.key, .isn = c.primary_isn, .tsval = c.primary_tsval, .has_ts = c.has_ts });
         c.conn_open_sent_ns = now;
         for (0..self.config.peer_count) |i| {
             if (c.members & (@as(u16, 1) << @intCast(i)) == 0) continue;
-            counter.* += 1;
-            self.sink.to_peer(self.sink.ctx, @intCast(i), buf[0..len]);
+            self.counters.conn_opens_sent += 1;
+            self.sink.to_peer(self.sink.ctx, @intCast(i), &buf);
         }
     }
 
@@ -1512,7 +1542,7 @@ pub const Datapath = struct {
         check.theirs_len = 0;
         self.counters.divergences += 1;
         // Nothing of it may reach the client or the NF any more.
-        for ([_]*FrameList{ &c.out, &c.held, &c.pending }) |list| {
+        for ([_]*FrameList{ &c.out, &c.held, &c.pending, &c.later }) |list| {
             while (self.listPop(list)) |slot| self.frameFree(slot);
         }
         self.resetNf(c);
@@ -1862,15 +1892,15 @@ pub const Datapath = struct {
         self.announce();
         for (self.conns, 0..) |*c, i| {
             if (!self.conn_used[i]) continue;
-            if (c.outgoing and !c.indexed) {
-                // Our NF's own connection the old primary never announced:
-                // its SYN never left, so it starts here, as the primary's would.
-                self.adoptOutgoing(c, now);
-                continue;
-            }
             // A diverged copy is never served as if nothing happened; nor is
             // one whose catch-up had not finished (its NF lacks client bytes
             // the client was told we have).
+            if (c.outgoing and !c.paired and !c.indexed) {
+                // Our NF's own connection the old primary never announced:
+                // its SYN never left, so it starts here, as the primary's would.
+                self.adoptOutgoing(c);
+                continue;
+            }
             if (c.check.stale or c.catching_up) {
                 if (c.catching_up) self.counters.catchup_resets += 1;
                 self.resetClient(c, now);
@@ -1984,7 +2014,7 @@ pub const Datapath = struct {
 
     /// How many connections our NF opened to `dest` before (its pairing order).
     fn nextOrder(self: *Datapath, dest: u64) u32 {
-        for (self.out_counts[0..@min(self.out_counts_len, out_counts_max)]) |*e| {
+        for (self.out_counts[0..self.out_counts_len]) |*e| {
             if (e.dest != dest) continue;
             e.count += 1;
             return e.count - 1;
@@ -1992,8 +2022,9 @@ pub const Datapath = struct {
         // A full table starts over from the oldest slot: orders then restart
         // at 0 for that backend on this node alone, and pairing fails safe
         // (an unpaired copy never serves; see `adoptOutgoing`).
-        self.out_counts[self.out_counts_len % out_counts_max] = .{ .dest = dest, .count = 1 };
-        self.out_counts_len +%= 1;
+        const at = if (self.out_counts_len < out_counts_max) self.out_counts_len else self.out_counts_len % out_counts_max;
+        if (self.out_counts_len < out_counts_max) self.out_counts_len += 1;
+        self.out_counts[at] = .{ .dest = dest, .count = 1 };
         return 0;
     }
 
@@ -2001,9 +2032,12 @@ pub const Datapath = struct {
     /// backend's MAC is known) and is announced to the members (out_open);
     /// a replica's is kept back and waits for the primary's to pair with.
     fn openOutgoing(self: *Datapath, key: wire.Key, frame: []const u8, p: packet.Packet, now: u64) ?*Conn {
-        if (!serving(self.role)) return null;
+        if (!serving(self.role) or self.conn_free_len == 0) return null;
+        if (self.emitting() and self.lookupLocal(key) != null) return null;
         const dest = key >> 16;
-        const index = self.takeSlot() orelse return null;
+        self.conn_free_len -= 1;
+        const index = self.conn_free[self.conn_free_len];
+        self.conn_used[index] = true;
         const c = &self.conns[index];
         c.* = .{
             .key = key,
@@ -2024,7 +2058,6 @@ pub const Datapath = struct {
             .acked_to_nf = p.seq,
             .nf_wscale = @min(p.options.window_scale orelse 0, 14),
             .mac_known = false,
-            .indexed = false,
         };
         if (p.options.timestamp_offset) |ts| {
             c.has_ts = true;
@@ -2032,16 +2065,20 @@ pub const Datapath = struct {
         }
         self.counters.outgoing_opened += 1;
         self.counters.conns_opened += 1;
-        self.unpaired += 1;
         if (self.emitting()) {
-            // Ours is the connection itself, announced to the members.
-            _ = self.settleOutgoing(c, key, c.local_isn, c.local_tsval);
+            self.index.putAssumeCapacityNoClobber(key, index);
+            c.paired = true;
+            c.primary_known = true;
+            c.primary_isn = c.local_isn;
+            c.primary_tsval = c.local_tsval;
             self.map(c, now);
-            self.sendConnOpen(c, now);
+            self.sendOutOpen(c, now);
             return c;
         }
+        c.indexed = false;
         c.local_indexed = true;
         self.out_index.putAssumeCapacityNoClobber(key, index);
+        self.unpaired += 1;
         for (&self.early_outs) |*slot| {
             const item = slot.* orelse continue;
             if (item.open.conn >> 16 != dest or item.order != c.out_order) continue;
@@ -2050,6 +2087,21 @@ pub const Datapath = struct {
             break;
         }
         return c;
+    }
+
+    fn sendOutOpen(self: *Datapath, c: *Conn, now: u64) void {
+        var buf: [wire.header_bytes + wire.out_open_bytes]u8 = undefined;
+        self.writeOwnHeader(&buf, .out_open, 1);
+        wire.writeOutOpen(&buf, 0, .{
+            .open = .{ .conn = c.key, .isn = c.primary_isn, .tsval = c.primary_tsval, .has_ts = c.has_ts },
+            .order = c.out_order,
+        });
+        c.conn_open_sent_ns = now;
+        for (0..self.config.peer_count) |i| {
+            if (c.members & (@as(u16, 1) << @intCast(i)) == 0) continue;
+            self.counters.out_opens_sent += 1;
+            self.sink.to_peer(self.sink.ctx, @intCast(i), &buf);
+        }
     }
 
     /// Replica: the primary's NF opened a connection; ours opened (or will
@@ -2082,6 +2134,7 @@ pub const Datapath = struct {
         c.key = key;
         self.index.putAssumeCapacityNoClobber(key, self.connIndex(c));
         c.indexed = true;
+        c.paired = true;
         self.unpaired -= 1;
         c.primary_known = true;
         c.primary_isn = isn;
@@ -2105,10 +2158,12 @@ pub const Datapath = struct {
 
     /// At a takeover, an unpaired copy of ours (the old primary never
     /// announced it, so its SYN never left) becomes the connection itself.
-    fn adoptOutgoing(self: *Datapath, c: *Conn, now: u64) void {
+    fn adoptOutgoing(self: *Datapath, c: *Conn) void {
         if (!self.settleOutgoing(c, c.key, c.local_isn, c.local_tsval)) return;
+        c.seq_delta = 0;
+        c.ts_delta = 0;
+        c.mapped = true;
         c.members = 0; // the others' copies, if any, never paired with it
-        self.map(c, now);
     }
 
     /// The backend's MAC for an outgoing connection, from what ARP taught
@@ -2150,12 +2205,13 @@ pub const Datapath = struct {
 
     /// Serving node: conn_opens for every connection we serve, to a peer
     /// heard again after a silence; it answers conn_missing for those it lacks.
-    fn announceConns(self: *Datapath, peer: u8) void {
+    fn announceConns(self: *Datapath, peer: u8, now: u64) void {
+        _ = now;
         var buf: [wire.datagram_bytes_max]u8 = undefined;
         var count: usize = 0;
         for (self.conns, 0..) |*c, i| {
             if (!self.conn_used[i] or c.closed_ns != 0 or !c.primary_known or !self.serves(c)) continue;
-            wire.writeConnOpen(&buf, count, openItem(c));
+            wire.writeConnOpen(&buf, count, .{ .conn = c.key, .isn = c.primary_isn, .tsval = c.primary_tsval, .has_ts = c.has_ts });
             count += 1;
             if (count == wire.conn_opens_max) {
                 self.sendConnOpenBatch(peer, &buf, count);
@@ -2309,7 +2365,11 @@ pub const Datapath = struct {
             // A repeat: our NF may not have been listening yet (it answered
             // the SYN with a RST), so it gets the SYN again until it answers.
             // Otherwise a catch-up from a new primary for one we have.
-            if (known.catching_up and !known.local_known) self.replaySyn(known);
+            if (!known.catching_up or known.local_known) return;
+            const syn = self.scratch[0..known.syn_len];
+            @memcpy(syn, known.syn[0..known.syn_len]);
+            rewriteMacs(syn, self.config.nf_mac, self.config.inner_mac);
+            self.deliverToNf(syn);
             return;
         }
         if (item.syn.len > frame_bytes_max) return;
@@ -2328,13 +2388,6 @@ pub const Datapath = struct {
         c.catching_up = true;
         if (p.options.timestamp_offset) |ts| c.client_tsval = std.mem.readInt(u32, syn[ts..][0..4], .big);
         self.counters.catchups_joined += 1;
-        self.replaySyn(c);
-    }
-
-    /// The client's SYN, as kept, to our NF.
-    fn replaySyn(self: *Datapath, c: *const Conn) void {
-        const syn = self.scratch[0..c.syn_len];
-        @memcpy(syn, c.syn[0..c.syn_len]);
         rewriteMacs(syn, self.config.nf_mac, self.config.inner_mac);
         self.deliverToNf(syn);
     }
@@ -2372,7 +2425,8 @@ pub const Datapath = struct {
     /// up, fed to our NF as a client segment (its stack drops what it has).
     /// It acknowledges the NF's output as far as the client did, no further:
     /// past that the client may still need our NF to send it, at a takeover.
-    fn catchupData(self: *Datapath, item: wire.CatchupData) void {
+    fn catchupData(self: *Datapath, item: wire.CatchupData, now: u64) void {
+        _ = now;
         const c = self.lookup(item.conn) orelse return;
         if (!c.catching_up) return;
         if (item.data.len == 0) {
@@ -2394,7 +2448,7 @@ pub const Datapath = struct {
         @memcpy(frame[p.tcp_offset + p.tcp_header_len ..][0..len], item.data);
         packet.tcpChecksumRecompute(frame, p);
         c.acked_to_nf = ack;
-        self.feedNf(c, frame, p);
+        self.feedNf(c, frame);
     }
 
     /// Tells the node serving `c` that our NF lacks the client's bytes at
@@ -2447,7 +2501,7 @@ pub const Datapath = struct {
     /// goes to its own NF now, as on any replica, and its next report goes
     /// to the node serving `c`.
     fn yieldConn(self: *Datapath, c: *Conn) void {
-        while (self.takeFront(&c.held)) |frame| self.feedParsed(c, frame, false);
+        while (self.takeFront(&c.held)) |frame| self.feedNf(c, frame);
         c.kick_pending = false;
         self.markDirty(c);
     }
@@ -2547,7 +2601,7 @@ pub const Datapath = struct {
             // Also asks the members to report again: a lost report would
             // otherwise hold the client's bytes until its next retransmission.
             if (now -% c.conn_open_sent_ns < conn_open_resend_ns) continue;
-            self.sendConnOpen(c, now);
+            if (c.outgoing) self.sendOutOpen(c, now) else self.sendConnOpen(c, now);
         }
     }
 
@@ -2557,11 +2611,11 @@ pub const Datapath = struct {
     /// fed nothing past the hole, sends the client no duplicate ACK: only the
     /// client's retransmission timer would end it, and the held segments'
     /// round-trip samples inflate that timer to seconds under loss. Three
-    /// duplicate ACKs whose SACK block covers a segment we hold beyond the
-    /// hole make the client retransmit the missing segment now, to every
-    /// node. The SACKed bytes are held here, so the promise is true; were
-    /// this node to die, the client would find them missing at its next
-    /// timeout and send them again (a renege).
+    /// duplicate ACKs whose SACK block covers what we hold beyond the hole
+    /// make the client retransmit the missing segment now (fast
+    /// retransmit), to every node. The SACKed bytes are held here, so the
+    /// promise is true; were this node to die, the client would find them
+    /// missing at its next timeout and send them again (a renege).
     fn repair(self: *Datapath, c: *Conn, now: u64) void {
         if (!c.out_known or c.template_len == 0 or !self.serves(c)) return;
         if (c.repair_ns != 0 and now -% c.repair_ns < repair_interval_ns) return;
@@ -2683,17 +2737,11 @@ pub const Datapath = struct {
         return @intCast((@intFromPtr(c) - @intFromPtr(self.conns.ptr)) / @sizeOf(Conn));
     }
 
-    /// A free connection slot, marked used (its Conn is the caller's to set).
-    fn takeSlot(self: *Datapath) ?u32 {
+    fn open(self: *Datapath, key: wire.Key, frame: []const u8, p: packet.Packet, now: u64) ?*Conn {
         if (self.conn_free_len == 0) return null;
         self.conn_free_len -= 1;
         const index = self.conn_free[self.conn_free_len];
         self.conn_used[index] = true;
-        return index;
-    }
-
-    fn open(self: *Datapath, key: wire.Key, frame: []const u8, p: packet.Packet, now: u64) ?*Conn {
-        const index = self.takeSlot() orelse return null;
         self.index.putAssumeCapacityNoClobber(key, index);
         const c = &self.conns[index];
         c.* = .{
@@ -2727,7 +2775,7 @@ pub const Datapath = struct {
     }
 
     fn free(self: *Datapath, c: *Conn) void {
-        for ([_]*FrameList{ &c.out, &c.held, &c.pending }) |list| {
+        for ([_]*FrameList{ &c.out, &c.held, &c.pending, &c.later }) |list| {
             while (self.listPop(list)) |slot| self.frameFree(slot);
         }
         c.log.deinit(self.allocator, &self.log_budget);
@@ -2735,7 +2783,7 @@ pub const Datapath = struct {
         const index = self.connIndex(c);
         if (c.indexed) _ = self.index.remove(c.key);
         if (c.local_indexed) _ = self.out_index.remove(localKey(c));
-        if (c.outgoing and !c.indexed) self.unpaired -= 1;
+        if (c.outgoing and !c.paired and !c.indexed) self.unpaired -= 1;
         self.conn_used[index] = false;
         self.conn_free[self.conn_free_len] = index;
         self.conn_free_len += 1;
@@ -2777,15 +2825,6 @@ pub const Datapath = struct {
         self.frame_len[slot] = @intCast(frame.len);
         self.frame_next[slot] = none;
         return slot;
-    }
-
-    /// A copy of `frame`, ending at `end` in sequence space, at the back of
-    /// `list`; false when the pool is empty (or the frame too big).
-    fn enqueue(self: *Datapath, list: *FrameList, frame: []const u8, end: u32) bool {
-        const slot = self.frameAlloc(frame) orelse return false;
-        self.frame_end[slot] = end;
-        self.listAppend(list, slot);
-        return true;
     }
 
     fn frameBytes(self: *Datapath, slot: u32) []u8 {
@@ -2922,11 +2961,8 @@ fn buildReset(out: *[reset_frame_bytes]u8, e: Endpoints) []u8 {
     return out;
 }
 
-/// What conn_open (and out_open) say of `c`: the primary's ISN and TSval.
-fn openItem(c: *const Conn) wire.ConnOpen {
-    return .{ .conn = c.key, .isn = c.primary_isn, .tsval = c.primary_tsval, .has_ts = c.has_ts };
-}
-
+/// Roles that take part in the group: a primary, or a replica following one
+/// (not failed, not fenced).
 /// The key's own port: the VIP's for a client connection, the primary NF's
 /// for an outgoing one.
 fn keyPort(key: wire.Key) u16 {
@@ -2938,8 +2974,6 @@ fn localKey(c: *const Conn) wire.Key {
     return (c.key & ~@as(wire.Key, 0xffff)) | c.local_port;
 }
 
-/// Roles that take part in the group: a primary, or a replica following one
-/// (not failed, not fenced).
 fn serving(role: Role) bool {
     return role == .primary or role == .replica;
 }
@@ -4447,19 +4481,24 @@ test "a client segment past the NF's receive window also brings its ACK alone, a
     packet.tcpChecksumRecompute(closed, q);
     pair.replica.innerFrame(closed, 40);
     pair.r_rec.clear();
-    // Client data past that window: the NF will drop it, ACK field and all.
+    // Client data past that window: the NF would drop it, ACK field and all.
+    // Its ACK goes alone; the segment waits for the window (a hole otherwise).
     pair.client(&fixtures.data, 50);
     try testing.expectEqual(@as(u64, 1), pair.replica.counters.beyond_window_acks);
-    try testing.expectEqual(@as(usize, 2), pair.r_rec.to_nf.items.len);
+    try testing.expectEqual(@as(u64, 1), pair.replica.counters.waited_for_window);
+    try testing.expectEqual(@as(usize, 1), pair.r_rec.to_nf.items.len);
     const alone = try packet.parse(pair.r_rec.to_nf.items[0]);
     try testing.expectEqual(@as(u16, 0), alone.payload_len);
     try testing.expectEqual((try packet.parse(&fixtures.syn)).seq +% 1, alone.seq); // the NF's rcv_nxt
     try testing.expect(packet.checksumsValid(pair.r_rec.to_nf.items[0], alone));
-    try testing.expectEqual(@as(u16, 13), (try packet.parse(pair.r_rec.to_nf.items[1])).payload_len);
-    // Inside an open window: no extra ACK.
+    // The NF's window opens: the segment goes in.
     std.mem.writeInt(u16, closed[q.tcp_offset + 14 ..][0..2], 100, .big);
     packet.tcpChecksumRecompute(closed, q);
     pair.replica.innerFrame(closed, 60);
+    try testing.expectEqual(@as(usize, 2), pair.r_rec.to_nf.items.len);
+    try testing.expectEqual(@as(u16, 13), (try packet.parse(pair.r_rec.to_nf.items[1])).payload_len);
+    // Inside an open window: no extra ACK, no wait.
     pair.client(&fixtures.data, 70);
     try testing.expectEqual(@as(u64, 1), pair.replica.counters.beyond_window_acks);
+    try testing.expectEqual(@as(u64, 1), pair.replica.counters.waited_for_window);
 }

@@ -130,14 +130,20 @@ pub const out_open_bytes = conn_open_bytes + 4;
 pub const out_opens_max = (datagram_bytes_max - header_bytes) / out_open_bytes;
 
 pub fn writeOutOpen(out: []u8, index: usize, item: OutOpen) void {
+    var slot: [conn_open_bytes]u8 = undefined;
+    var scratch: [header_bytes + conn_open_bytes]u8 = undefined;
+    writeConnOpen(&scratch, 0, item.open);
+    @memcpy(&slot, scratch[header_bytes..]);
     const at = out[header_bytes + index * out_open_bytes ..][0..out_open_bytes];
-    putConnOpen(at[0..conn_open_bytes], item.open);
+    @memcpy(at[0..conn_open_bytes], &slot);
     std.mem.writeInt(u32, at[conn_open_bytes..][0..4], item.order, .big);
 }
 
 pub fn readOutOpen(datagram: []const u8, index: usize) OutOpen {
     const at = datagram[header_bytes + index * out_open_bytes ..][0..out_open_bytes];
-    return .{ .open = getConnOpen(at[0..conn_open_bytes]), .order = std.mem.readInt(u32, at[conn_open_bytes..][0..4], .big) };
+    var scratch: [header_bytes + conn_open_bytes]u8 = undefined;
+    @memcpy(scratch[header_bytes..], at[0..conn_open_bytes]);
+    return .{ .open = readConnOpen(&scratch, 0), .order = std.mem.readInt(u32, at[conn_open_bytes..][0..4], .big) };
 }
 
 /// The node serving a connection -> a member that lacks it: the client's SYN
@@ -247,14 +253,8 @@ pub fn readHeader(datagram: []const u8) DecodeError!Header {
 }
 
 pub fn writeConnOpen(out: []u8, index: usize, item: ConnOpen) void {
-    putConnOpen(out[header_bytes + index * conn_open_bytes ..][0..conn_open_bytes], item);
-}
-
-pub fn readConnOpen(datagram: []const u8, index: usize) ConnOpen {
-    return getConnOpen(datagram[header_bytes + index * conn_open_bytes ..][0..conn_open_bytes]);
-}
-
-fn putConnOpen(slot: *[conn_open_bytes]u8, item: ConnOpen) void {
+    const at = header_bytes + index * conn_open_bytes;
+    const slot = out[at..][0..conn_open_bytes];
     std.mem.writeInt(u64, slot[0..8], item.conn, .big);
     std.mem.writeInt(u32, slot[8..12], item.isn, .big);
     std.mem.writeInt(u32, slot[12..16], item.tsval, .big);
@@ -262,7 +262,8 @@ fn putConnOpen(slot: *[conn_open_bytes]u8, item: ConnOpen) void {
     @memset(slot[17..20], 0);
 }
 
-fn getConnOpen(slot: *const [conn_open_bytes]u8) ConnOpen {
+pub fn readConnOpen(datagram: []const u8, index: usize) ConnOpen {
+    const slot = datagram[header_bytes + index * conn_open_bytes ..][0..conn_open_bytes];
     return .{
         .conn = std.mem.readInt(u64, slot[0..8], .big),
         .isn = std.mem.readInt(u32, slot[8..12], .big),
