@@ -604,7 +604,7 @@ pub const Datapath = struct {
         return conns_max - self.conn_free_len;
     }
 
-    pub const Stuck = struct { key: wire.Key = 0, held: u16 = 0, pending: u16 = 0, mapped: bool = false, members: u16 = 0, reported: u16 = 0, need: u32 = 0, first_end: u32 = 0, rcv_nxt: u32 = 0, snd_nxt: u32 = 0, ack_max: u32 = 0, acked_to_nf: u32 = 0, kick_pending: bool = false, fins: u8 = 0, idle_ms: u32 = 0, local_isn: u32 = 0, client_isn: u32 = 0, client_tsval: u32 = 0 };
+    pub const Stuck = struct { key: wire.Key = 0, held: u16 = 0, pending: u16 = 0, mapped: bool = false, members: u16 = 0, reported: u16 = 0, need: u32 = 0, first_end: u32 = 0, rcv_nxt: u32 = 0, snd_nxt: u32 = 0, ack_max: u32 = 0, acked_to_nf: u32 = 0, kick_pending: bool = false, fins: u8 = 0, idle_ms: u32 = 0, local_isn: u32 = 0, client_isn: u32 = 0, client_tsval: u32 = 0, later: u16 = 0, later_first_end: u32 = 0, nf_right: u32 = 0, nf_idle_ms: u32 = 0 };
     pub const Health = struct { unmapped: u32 = 0, holding: u32 = 0, oldest_held_ns: u64 = 0, pending: u32 = 0, stuck: [4]Stuck = @splat(.{}), stuck_len: u8 = 0 };
 
     /// Connections that wait for something, for status (a scan: call it rarely).
@@ -619,7 +619,7 @@ pub const Datapath = struct {
                 h.oldest_held_ns = @max(h.oldest_held_ns, now -% c.held_since_ns);
             }
             const idle = now -% c.last_ns > 2 * std.time.ns_per_s and !(c.fin_client and c.fin_nf);
-            const waiting = (c.held.count > 0 and now -% c.held_since_ns > std.time.ns_per_s) or c.pending.count > 0 or idle;
+            const waiting = (c.held.count > 0 and now -% c.held_since_ns > std.time.ns_per_s) or c.pending.count > 0 or c.later.count > 0 or idle;
             if (waiting and h.stuck_len < h.stuck.len) {
                 var need: u32 = 0;
                 for (0..self.config.peer_count) |pi| {
@@ -644,6 +644,10 @@ pub const Datapath = struct {
                     .kick_pending = c.kick_pending,
                     .fins = @as(u8, @intFromBool(c.fin_client)) | @as(u8, @intFromBool(c.fin_nf)) << 1,
                     .idle_ms = @intCast(@min((now -% c.last_ns) / std.time.ns_per_ms, 1 << 30)),
+                    .later = c.later.count,
+                    .later_first_end = if (c.later.head != none) self.frame_end[c.later.head] else 0,
+                    .nf_right = c.nf_right,
+                    .nf_idle_ms = @intCast(@min((now -% c.nf_last_ns) / std.time.ns_per_ms, 1 << 30)),
                 };
                 h.stuck_len += 1;
             }
@@ -941,9 +945,16 @@ pub const Datapath = struct {
 
     /// Client segments that waited for our NF's window, those that fit now,
     /// in order (see clientSegment).
+    /// They go in with the client's newest TSval: meanwhile our NF saw a
+    /// newer one (on the client's later frames, or on an ACK built from them)
+    /// and PAWS drops a segment more than a tick older — a hole at this
+    /// member alone, the serving node holding everything after it, and the
+    /// client's timer grown by the hold (a clean bulk load stalled for
+    /// 10–28 s; the replica's NF counted PAWSEstab drops, the primary's none).
     fn feedLater(self: *Datapath, c: *Conn) void {
         while (c.later.head != none and !seqLt(c.nf_right, self.frame_end[c.later.head])) {
             const slot = self.listPop(&c.later).?;
+            freshenTsval(c, self.frameBytes(slot));
             self.feedNf(c, self.frameBytes(slot));
             self.frameFree(slot);
         }
@@ -3512,6 +3523,47 @@ test "a clamped ack keeps the client's window right edge" {
     try testing.expect(!seqLt(new_edge, edge));
     try testing.expect(new_edge -% edge < (@as(u32, 1) << wscale));
     try testing.expect(packet.checksumsValid(frame, q));
+}
+
+test "a segment that waited for the NF's window goes in with the client's newest TSval (PAWS)" {
+    var pair: Pair = .{};
+    try pair.init();
+    defer pair.deinit();
+    const shift: u32 = 0x10;
+    try pair.handshake(shift, 1);
+    // The replica's NF advertises a zero window.
+    var buf: [frame_bytes_max]u8 = undefined;
+    const closed = copyFrame(&buf, &fixtures.syn_ack);
+    const q = try packet.parse(closed);
+    packet.translate(closed, q, .{ .seq_delta = shift +% 1, .tsval_delta = 1 });
+    closed[q.tcp_offset + 13] = packet.flag_ack;
+    std.mem.writeInt(u16, closed[q.tcp_offset + 14 ..][0..2], 0, .big);
+    packet.tcpChecksumRecompute(closed, q);
+    pair.replica.innerFrame(closed, 40);
+    // Client data past it waits, and the next segment, 10 ticks newer, too;
+    // but its ACK goes alone at once, with its TSval: the NF's ts_recent moves.
+    pair.client(&fixtures.data, 50);
+    var next_buf: [frame_bytes_max]u8 = undefined;
+    const next = copyFrame(&next_buf, &fixtures.data);
+    const d = try packet.parse(next);
+    const old_tsval = std.mem.readInt(u32, next[d.options.timestamp_offset.?..][0..4], .big);
+    packet.translate(next, d, .{ .seq_delta = d.payload_len, .tsval_delta = 10 });
+    pair.client(next, 60);
+    try testing.expectEqual(@as(u64, 2), pair.replica.counters.waited_for_window);
+    const alone = pair.r_rec.to_nf.items[pair.r_rec.to_nf.items.len - 1];
+    const a = try packet.parse(alone);
+    try testing.expectEqual(old_tsval +% 10, std.mem.readInt(u32, alone[a.options.timestamp_offset.?..][0..4], .big));
+    pair.r_rec.clear();
+    // The window opens: the segment goes in, no older than what the NF saw.
+    std.mem.writeInt(u16, closed[q.tcp_offset + 14 ..][0..2], 100, .big);
+    packet.tcpChecksumRecompute(closed, q);
+    pair.replica.innerFrame(closed, 70);
+    try testing.expectEqual(@as(usize, 2), pair.r_rec.to_nf.items.len);
+    const fed_frame = pair.r_rec.to_nf.items[0];
+    const fed = try packet.parse(fed_frame);
+    try testing.expectEqual(d.payload_len, fed.payload_len);
+    try testing.expectEqual(old_tsval +% 10, std.mem.readInt(u32, fed_frame[fed.options.timestamp_offset.?..][0..4], .big));
+    try testing.expect(packet.checksumsValid(fed_frame, fed));
 }
 
 test "a replica replays its NF's unacknowledged output at takeover" {
