@@ -322,7 +322,8 @@ pub const Agent = struct {
         for (s.health.stuck[0..s.health.stuck_len], 0..) |k, i| {
             w.print("{s}{{\"client_port\":{d},\"held\":{d},\"pending\":{d},\"mapped\":{},\"members\":{d},\"reported\":{d},\"need\":{d},\"first_end\":{d},\"rcv_nxt\":{d},\"snd_nxt\":{d},\"ack_max\":{d},\"acked_to_nf\":{d},\"kick_pending\":{},\"fins\":{d},\"idle_ms\":{d},\"alive\":{d},\"local_isn\":{d},\"client_isn\":{d},\"client_tsval\":{d},\"later\":{d},\"later_first_end\":{d},\"nf_right\":{d},\"nf_idle_ms\":{d}}}", .{
                 if (i == 0) "" else ",", (k.key >> 16) & 0xffff, k.held,        k.pending,      k.mapped, k.members, k.reported,   k.need,      k.first_end,  k.rcv_nxt,
-                k.snd_nxt,               k.ack_max,              k.acked_to_nf, k.kick_pending, k.fins,   k.idle_ms, s.alive_mask, k.local_isn, k.client_isn, k.client_tsval, k.later, k.later_first_end, k.nf_right, k.nf_idle_ms,
+                k.snd_nxt,               k.ack_max,              k.acked_to_nf, k.kick_pending, k.fins,   k.idle_ms, s.alive_mask, k.local_isn, k.client_isn, k.client_tsval,
+                k.later,                 k.later_first_end,      k.nf_right,    k.nf_idle_ms,
             });
         }
         w.print("]", .{});

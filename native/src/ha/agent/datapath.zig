@@ -234,6 +234,8 @@ pub const Counters = struct {
     stale_frames: u64 = 0,
     /// Member: client segments kept until our NF's receive window opened.
     waited_for_window: u64 = 0,
+    /// Past our NF's window with no room left to keep them (fed, and dropped).
+    window_overflows: u64 = 0,
     /// Catch-up (see the header comment). Serving node: members that said
     /// they lack a connection, catch-ups started, finished (the member is
     /// one again) and impossible (the input log was lost or too big),
@@ -807,15 +809,20 @@ pub const Datapath = struct {
         // application blocks writing, stops reading, and the window never
         // opens — the connection stalls for good. So the ACK also goes alone,
         // at the NF's rcv_nxt, where the window check passes.
+        var went_alone = false;
         if (p.flags & packet.flag_ack != 0 and c.nf_right_known and c.rcv_known and c.template_len != 0 and
             seqLt(c.nf_right, end) and p.flags & (packet.flag_syn | packet.flag_rst) == 0)
         {
             if (buildFromTemplate(c, &self.scratch, c.rcv_nxt, c.acked_to_nf, 0)) |ack_alone| {
                 self.counters.beyond_window_acks += 1;
                 self.deliverToNf(ack_alone);
+                went_alone = true;
             }
         }
         if (c.owner_notices_left > 0 and now -% c.owner_notice_ns >= std.time.ns_per_ms) self.sendOwner(c, now);
+        // A bare ACK has said all it had to: past the window the NF would
+        // only drop it (BeyondWindow) and answer a duplicate ACK.
+        if (went_alone and !occupies) return;
         if (!self.serves(c) or !occupies or p.flags & packet.flag_rst != 0) {
             // A member's NF may offer a smaller window than the node serving
             // the connection, whose window the client fills: what ends past
@@ -833,6 +840,7 @@ pub const Datapath = struct {
                     return;
                 }
             }
+            if (past) self.counters.window_overflows += 1;
             self.feedNf(c, frame);
             return;
         }
@@ -3391,6 +3399,23 @@ test "an NF silent while behind the client's acks is nudged with an open window,
 }
 
 /// A server->client segment of `len` bytes right after the fixture SYN-ACK.
+/// The client's data fixture without its payload, `advance` bytes further on.
+fn bareClientAck(buf: []u8, advance: u32) []u8 {
+    const orig = packet.parse(&fixtures.data) catch unreachable;
+    const total = fixtures.data.len - orig.payload_len;
+    @memcpy(buf[0..total], fixtures.data[0..total]);
+    const frame = buf[0..total];
+    const ip = packet.ethernet_header_len;
+    std.mem.writeInt(u16, frame[ip + 2 ..][0..2], @intCast(total - ip), .big);
+    std.mem.writeInt(u16, frame[ip + 10 ..][0..2], 0, .big);
+    std.mem.writeInt(u16, frame[ip + 10 ..][0..2], ~packet.fold(packet.sumWords(0, frame[ip .. ip + 20])), .big);
+    std.mem.writeInt(u32, frame[orig.tcp_offset + 4 ..][0..4], orig.seq +% advance, .big);
+    frame[orig.tcp_offset + 13] = packet.flag_ack;
+    const q = packet.parse(frame) catch unreachable;
+    packet.tcpChecksumRecompute(frame, q);
+    return frame;
+}
+
 fn buildServerData(buf: []u8, len: u16) []u8 {
     const base = fixtures.syn_ack;
     const orig = packet.parse(&base) catch unreachable;
@@ -4543,14 +4568,22 @@ test "a client segment past the NF's receive window also brings its ACK alone, a
     try testing.expectEqual(@as(u16, 0), alone.payload_len);
     try testing.expectEqual((try packet.parse(&fixtures.syn)).seq +% 1, alone.seq); // the NF's rcv_nxt
     try testing.expect(packet.checksumsValid(pair.r_rec.to_nf.items[0], alone));
+    // A bare client ACK past that window (after those 13 bytes) goes alone,
+    // at the NF's rcv_nxt, and not as well as itself: the NF would drop it.
+    var bare_buf: [frame_bytes_max]u8 = undefined;
+    const bare = bareClientAck(&bare_buf, 13);
+    pair.client(bare, 55);
+    try testing.expectEqual(@as(u64, 2), pair.replica.counters.beyond_window_acks);
+    try testing.expectEqual(@as(usize, 2), pair.r_rec.to_nf.items.len);
+    try testing.expectEqual(alone.seq, (try packet.parse(pair.r_rec.to_nf.items[1])).seq);
     // The NF's window opens: the segment goes in.
     std.mem.writeInt(u16, closed[q.tcp_offset + 14 ..][0..2], 100, .big);
     packet.tcpChecksumRecompute(closed, q);
     pair.replica.innerFrame(closed, 60);
-    try testing.expectEqual(@as(usize, 2), pair.r_rec.to_nf.items.len);
-    try testing.expectEqual(@as(u16, 13), (try packet.parse(pair.r_rec.to_nf.items[1])).payload_len);
+    try testing.expectEqual(@as(usize, 3), pair.r_rec.to_nf.items.len);
+    try testing.expectEqual(@as(u16, 13), (try packet.parse(pair.r_rec.to_nf.items[2])).payload_len);
     // Inside an open window: no extra ACK, no wait.
     pair.client(&fixtures.data, 70);
-    try testing.expectEqual(@as(u64, 1), pair.replica.counters.beyond_window_acks);
+    try testing.expectEqual(@as(u64, 2), pair.replica.counters.beyond_window_acks);
     try testing.expectEqual(@as(u64, 1), pair.replica.counters.waited_for_window);
 }
