@@ -353,6 +353,7 @@ async function runConnection(
   let stall = 0;
   const timeoutMs = options.timeoutMs ?? 30_000;
   // The kernel retries a SYN for about two minutes; the load gives up sooner.
+  const started = performance.now();
   const connecting = options.socks5 === undefined
     ? Deno.connect({ hostname: options.hostname, port: options.port })
     : Deno.connect(options.socks5).then((c) => socksConnect(c, options.hostname, options.port));
@@ -365,12 +366,24 @@ async function runConnection(
     const first = await Promise.race([connecting, connectLate]);
     if (first === "late") {
       connecting.then((c) => c.close(), () => {});
-      return { connection, sent, outcome: "timeout", longestStallMs: 0, ...verifier.counts() };
+      return {
+        connection,
+        sent,
+        outcome: "timeout",
+        longestStallMs: performance.now() - started,
+        ...verifier.counts(),
+      };
     }
     conn = first;
   } catch (error) {
     if (error instanceof Deno.errors.TimedOut) {
-      return { connection, sent, outcome: "timeout", longestStallMs: 0, ...verifier.counts() };
+      return {
+        connection,
+        sent,
+        outcome: "timeout",
+        longestStallMs: performance.now() - started,
+        ...verifier.counts(),
+      };
     }
     if (!(error instanceof Deno.errors.ConnectionRefused) && !isDisconnect(error)) throw error;
     return { connection, sent, outcome: "refused", longestStallMs: 0, ...verifier.counts() };
@@ -427,6 +440,9 @@ async function runConnection(
         drained = Promise.withResolvers<void>();
       }
     } finally {
+      // A connection that timed out was silent from its last byte to the
+      // end: that silence is its longest stall (it read as a short one).
+      if (timedOut) stall = Math.max(stall, performance.now() - last);
       // The writer may wait for echo that never comes: let it see the end.
       readerDone = true;
       drained.resolve();

@@ -106,6 +106,41 @@ Deno.test("a server that corrupts one byte per connection is caught", async () =
   assert.equal(report.bytesVerified, 300_000 - 3);
 });
 
+Deno.test("a connection that times out counts its final silence as its longest stall", async () => {
+  // Echoes the first 1000 bytes, then reads on in silence and never closes.
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const loadDone = Promise.withResolvers<void>();
+  const serving = (async () => {
+    const conn = await listener.accept();
+    const buf = new Uint8Array(65536);
+    let echoed = 0;
+    try {
+      for (let n; (n = await conn.read(buf)) !== null;) {
+        const out = buf.subarray(0, Math.max(0, Math.min(n, 1000 - echoed)));
+        echoed += out.length;
+        for (let at = 0; at < out.length;) at += await conn.write(out.subarray(at));
+      }
+      await loadDone.promise;
+    } catch {
+      // The load closed it at its timeout.
+    }
+    conn.close();
+  })();
+  const report = await runLoad({
+    hostname: "127.0.0.1",
+    port: (listener.addr as Deno.NetAddr).port,
+    connections: 1,
+    bytesPerConnection: 100_000,
+    timeoutMs: 400,
+  });
+  loadDone.resolve();
+  listener.close();
+  await serving;
+  assert.equal(report.perConnection[0]!.outcome, "timeout");
+  assert.equal(report.bytesVerified, 1000);
+  assert.ok(report.longestStallMs >= 300, `longest stall ${report.longestStallMs} ms`);
+});
+
 Deno.test("a refused connection is reported, not thrown", async () => {
   const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
   const port = (listener.addr as Deno.NetAddr).port;
