@@ -35,6 +35,7 @@ import {
   withTwoReplicas,
 } from "./bench_report.ts";
 import { reliabArgv } from "./self_command.ts";
+import { failoverStall } from "./demo_report.ts";
 
 /** The bench's lab name: its own, so neither a user's lab nor a running demo is touched. */
 export const BENCH_LAB_NAME = "rlhb";
@@ -186,6 +187,7 @@ export async function runBench(options: BenchOptions = {}): Promise<BenchReport>
         });
         const takeover = facts.newPrimary?.takeover;
         (kill === "sigkill" ? runs : kill === "netem" ? netemRuns : migrations).push({
+          failoverStallMs: failoverStall(summary, facts) ?? summary.longestStallMs,
           longestStallMs: summary.longestStallMs,
           connections: summary.connections,
           completed: summary.completed,
@@ -199,7 +201,10 @@ export async function runBench(options: BenchOptions = {}): Promise<BenchReport>
           resumeMs: takeover?.commandToResumeMs ?? takeover?.resumeMs ?? null,
           resumedConnections: takeover?.resumed ?? null,
         });
-        say(`  longest stall ${summary.longestStallMs.toFixed(1)} ms`);
+        say(
+          `  stall across the kill ${(failoverStall(summary, facts) ?? 0).toFixed(1)} ms, ` +
+            `longest gap in the run ${summary.longestStallMs.toFixed(1)} ms`,
+        );
       } finally {
         await cluster?.stop();
       }

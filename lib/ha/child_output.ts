@@ -223,8 +223,15 @@ function numbers(value: unknown): Record<string, number> {
  */
 export function parseLoadSummary(text: string): LoadSummary {
   const value = object(text, "ha load --json");
-  const entries = LOAD_FIELDS.map((field) => [field, num(value, field, "ha load --json")]);
-  return Object.fromEntries(entries) as unknown as LoadSummary;
+  const what = "ha load --json";
+  const entries = LOAD_FIELDS.map((field) => [field, num(value, field, what)]);
+  const gaps = value.gaps;
+  if (!Array.isArray(gaps)) throw bad(what, `"gaps" is not a list`);
+  const parsed = gaps.map((g: unknown) => {
+    if (typeof g !== "object" || g === null) throw bad(what, `a gap is not an object`);
+    return { atUnixMs: num(g as Json, "atUnixMs", what), ms: num(g as Json, "ms", what) };
+  });
+  return { ...Object.fromEntries(entries), gaps: parsed } as unknown as LoadSummary;
 }
 
 /** `ha load --progress-ms`'s stderr line, parsed. */

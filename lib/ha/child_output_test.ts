@@ -119,6 +119,7 @@ const LOAD = {
   bytesDuplicated: 0,
   bytesCorrupted: 0,
   longestStallMs: 12.5,
+  gaps: [{ atUnixMs: 1_700_000_000_000.5, ms: 12.5 }, { atUnixMs: 1_700_000_000_100, ms: 3 }],
   elapsedMs: 900,
   goodputMbps: 8.9,
 };
@@ -128,6 +129,11 @@ Deno.test("load summary keeps every counter and refuses a missing one", () => {
   const { bytesLost: _, ...rest } = LOAD;
   assert.throws(() => parseLoadSummary(JSON.stringify(rest)), /"bytesLost"/);
   assert.throws(() => parseLoadSummary(JSON.stringify({ ...LOAD, resets: null })), /"resets"/);
+  assert.throws(() => parseLoadSummary(JSON.stringify({ ...LOAD, gaps: 3 })), /"gaps"/);
+  assert.throws(
+    () => parseLoadSummary(JSON.stringify({ ...LOAD, gaps: [{ ms: 1 }] })),
+    /"atUnixMs"/,
+  );
 });
 
 Deno.test("load progress lines round-trip and other lines are ignored", () => {

@@ -268,6 +268,7 @@ export async function failoverUnderLoad(
     const share = progress === undefined ? 1 : progress.verified / Math.max(1, progress.total);
     say(`killing node 1, the primary (${o.kill}), ${(share * 100).toFixed(0)} % into the stream`);
     const killAfterMs = performance.now() - loadStart;
+    const killStartUnixMs = Date.now();
     const killAtUnixMs = await cluster.kill(1, o.kill);
     const finished = await untilAborted(load.output(), o.signal, action);
     const summary = readLoadSummary(finished.stdout, load, action);
@@ -292,6 +293,7 @@ export async function failoverUnderLoad(
       notMidStream,
       killAfterMs,
       killAtUnixMs,
+      killStartUnixMs,
       epochBefore,
       newPrimary: next === undefined
         ? null

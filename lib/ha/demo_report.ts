@@ -8,6 +8,7 @@
 import type { HaRole, LoadSummary, TakeoverView } from "./child_output.ts";
 import type { KillMode } from "./lab_cluster.ts";
 import type { LabNetem } from "./lab_netem.ts";
+import { stallAcross } from "./load_client.ts";
 
 /** A takeover a surviving node reports (its status's `takeover`). */
 export interface Takeover {
@@ -34,6 +35,8 @@ export interface FailoverFacts {
    * takeover time): the first SIGKILL, the link going down, `ha fail` returning.
    */
   readonly killAtUnixMs: number | null;
+  /** When the kill command started, wall clock (null: no kill). */
+  readonly killStartUnixMs?: number | null;
   readonly epochBefore: number | null;
   /** The surviving node that reports role primary with the highest epoch, if any. */
   readonly newPrimary: {
@@ -71,6 +74,12 @@ export interface DemoReport {
   readonly bytesCorrupted: number;
   /** Largest gap between received bytes any connection saw, in ms. */
   readonly longestStallMs: number;
+  /**
+   * The longest gap that spanned the failure (from the kill command to its
+   * effect): the stall the failover caused, apart from gaps elsewhere in the
+   * run. Null when there was no kill.
+   */
+  readonly failoverStallMs: number | null;
   readonly elapsedMs: number;
   readonly goodputMbps: number;
   readonly failover: {
@@ -89,6 +98,20 @@ export interface DemoReport {
     /** Every survivor's takeover, in time order, with its delay after the kill. */
     readonly takeovers: readonly (Takeover & { readonly afterKillMs: number | null })[];
   };
+}
+
+/**
+ * The stall the failure caused: the longest gap any connection saw that
+ * overlaps the kill, from its command to its effect (see `stallAcross`).
+ *
+ * @example
+ * ```ts
+ * failoverStall(load, facts); // 57.3
+ * ```
+ */
+export function failoverStall(load: LoadSummary, facts: FailoverFacts): number | null {
+  if (facts.killAtUnixMs === null) return null;
+  return stallAcross(load.gaps, facts.killStartUnixMs ?? facts.killAtUnixMs, facts.killAtUnixMs);
 }
 
 /** Where the demo ran. */
@@ -158,6 +181,7 @@ export function buildDemoReport(
     bytesDuplicated: load.bytesDuplicated,
     bytesCorrupted: load.bytesCorrupted,
     longestStallMs: load.longestStallMs,
+    failoverStallMs: failoverStall(load, facts),
     elapsedMs: load.elapsedMs,
     goodputMbps: load.goodputMbps,
     failover: {
@@ -207,7 +231,9 @@ export function renderDemoText(report: DemoReport): string {
       mib(report.bytesVerified)
     }`,
     `  damaged bytes   lost ${report.bytesLost}, duplicated ${report.bytesDuplicated}, corrupted ${report.bytesCorrupted}`,
-    `  longest stall   ${ms(report.longestStallMs)} (the largest gap any client saw)`,
+    `  stall           ${ms(report.failoverStallMs)} across the failover, ${
+      ms(report.longestStallMs)
+    } the longest gap in the run`,
     `  killed          node ${f.killedNode} (primary) by ${KILL_WORDS[f.kill]}${
       f.killAfterMs === null
         ? ""

@@ -12,6 +12,7 @@ const CLEAN_LOAD: LoadSummary = {
   bytesDuplicated: 0,
   bytesCorrupted: 0,
   longestStallMs: 8.25,
+  gaps: [{ atUnixMs: 1_000_500, ms: 8.25 }, { atUnixMs: 999_995, ms: 6 }],
   elapsedMs: 2000,
   goodputMbps: 1.05,
 };
@@ -48,6 +49,7 @@ Deno.test("a clean failover is ok and carries every figure", () => {
   assert.equal(r.survived, 64);
   assert.equal(r.bytesVerified, 64 * 4096);
   assert.equal(r.longestStallMs, 8.25);
+  assert.equal(r.failoverStallMs, 6); // the gap across the kill, not the longest
   assert.equal(r.failover.newPrimary, 2);
   assert.equal(r.failover.epochAfter, 2);
   assert.equal(r.failover.detectMs, 10.5);

@@ -227,6 +227,48 @@ interface Tracker {
   readonly verifiers: StreamVerifier[];
 }
 
+/** A silence one connection saw: from the last byte it read before to the next. */
+export interface Gap {
+  /** When it began (the last byte before it), Unix ms. */
+  readonly atUnixMs: number;
+  readonly ms: number;
+}
+
+/** Gaps shorter than this are not kept (reads come faster than this under load). */
+export const GAP_MS_MIN = 1;
+/** The longest gaps kept per connection. */
+const GAPS_KEPT = 32;
+
+function keepGap(gaps: Gap[], gap: Gap): void {
+  if (gap.ms < GAP_MS_MIN) return;
+  gaps.push(gap);
+  if (gaps.length <= GAPS_KEPT) return;
+  let shortest = 0;
+  for (let i = 1; i < gaps.length; i++) if (gaps[i]!.ms < gaps[shortest]!.ms) shortest = i;
+  gaps.splice(shortest, 1);
+}
+
+/**
+ * The longest gap that overlaps the span from `fromUnixMs` to `toUnixMs`
+ * (a failure, from its command to its effect): the stall the failure caused,
+ * told apart from gaps elsewhere in the run. 0 when none of `GAP_MS_MIN` or
+ * more overlaps it.
+ *
+ * @example
+ * ```ts
+ * stallAcross([{ atUnixMs: 1000, ms: 60 }, { atUnixMs: 5000, ms: 90 }], 1010, 1012); // 60
+ * ```
+ */
+export function stallAcross(gaps: readonly Gap[], fromUnixMs: number, toUnixMs: number): number {
+  let longest = 0;
+  for (const g of gaps) {
+    if (g.atUnixMs <= toUnixMs && g.atUnixMs + g.ms >= fromUnixMs) {
+      longest = Math.max(longest, g.ms);
+    }
+  }
+  return longest;
+}
+
 /** Result of one connection. */
 export interface ConnectionReport extends VerifyCounts {
   readonly connection: number;
@@ -238,6 +280,8 @@ export interface ConnectionReport extends VerifyCounts {
   readonly outcome: "complete" | "reset" | "closed" | "timeout" | "refused";
   /** Largest gap between received bytes while echo was outstanding, in ms. */
   readonly longestStallMs: number;
+  /** Its longest gaps (at most 32, each at least `GAP_MS_MIN`). */
+  readonly gaps: readonly Gap[];
 }
 
 /** Result of `runLoad`, summed over connections. */
@@ -251,6 +295,8 @@ export interface LoadReport {
   readonly bytesDuplicated: number;
   readonly bytesCorrupted: number;
   readonly longestStallMs: number;
+  /** Every connection's longest gaps, longest first (see `stallAcross`). */
+  readonly gaps: readonly Gap[];
   readonly elapsedMs: number;
   /** Verified echo bytes per second over all connections, in Mbit/s. */
   readonly goodputMbps: number;
@@ -318,6 +364,7 @@ export async function runLoad(options: LoadOptions): Promise<LoadReport> {
     bytesDuplicated: sum((r) => r.duplicated),
     bytesCorrupted: sum((r) => r.corrupted),
     longestStallMs: Math.max(...reports.map((r) => r.longestStallMs)),
+    gaps: reports.flatMap((r) => r.gaps).sort((a, b) => b.ms - a.ms),
     elapsedMs,
     goodputMbps: elapsedMs > 0 ? (verified * 8) / (elapsedMs * 1000) : 0,
     perConnection: reports,
@@ -340,6 +387,18 @@ async function socksConnect(conn: Deno.TcpConn, hostname: string, port: number) 
   }
 }
 
+/** A connect that timed out: silent from the start. */
+function timedOutConnecting(
+  connection: number,
+  sent: number,
+  started: number,
+  verifier: StreamVerifier,
+): ConnectionReport {
+  const ms = performance.now() - started;
+  const gaps = [{ atUnixMs: performance.timeOrigin + started, ms }];
+  return { connection, sent, outcome: "timeout", longestStallMs: ms, gaps, ...verifier.counts() };
+}
+
 async function runConnection(
   connection: number,
   options: LoadOptions & { chunkBytes: number },
@@ -351,6 +410,7 @@ async function runConnection(
   tracker.verifiers.push(verifier);
   let sent = 0;
   let stall = 0;
+  const gaps: Gap[] = [];
   const timeoutMs = options.timeoutMs ?? 30_000;
   // The kernel retries a SYN for about two minutes; the load gives up sooner.
   const started = performance.now();
@@ -366,27 +426,22 @@ async function runConnection(
     const first = await Promise.race([connecting, connectLate]);
     if (first === "late") {
       connecting.then((c) => c.close(), () => {});
-      return {
-        connection,
-        sent,
-        outcome: "timeout",
-        longestStallMs: performance.now() - started,
-        ...verifier.counts(),
-      };
+      return timedOutConnecting(connection, sent, started, verifier);
     }
     conn = first;
   } catch (error) {
     if (error instanceof Deno.errors.TimedOut) {
-      return {
-        connection,
-        sent,
-        outcome: "timeout",
-        longestStallMs: performance.now() - started,
-        ...verifier.counts(),
-      };
+      return timedOutConnecting(connection, sent, started, verifier);
     }
     if (!(error instanceof Deno.errors.ConnectionRefused) && !isDisconnect(error)) throw error;
-    return { connection, sent, outcome: "refused", longestStallMs: 0, ...verifier.counts() };
+    return {
+      connection,
+      sent,
+      outcome: "refused",
+      longestStallMs: 0,
+      gaps: [],
+      ...verifier.counts(),
+    };
   } finally {
     clearTimeout(connectTimer);
   }
@@ -434,6 +489,7 @@ async function runConnection(
         const now = performance.now();
         if (n === null) break;
         stall = Math.max(stall, now - last);
+        keepGap(gaps, { atUnixMs: performance.timeOrigin + last, ms: now - last });
         last = now;
         verifier.feed(buffer.subarray(0, n));
         drained.resolve();
@@ -442,7 +498,11 @@ async function runConnection(
     } finally {
       // A connection that timed out was silent from its last byte to the
       // end: that silence is its longest stall (it read as a short one).
-      if (timedOut) stall = Math.max(stall, performance.now() - last);
+      if (timedOut) {
+        const silence = performance.now() - last;
+        stall = Math.max(stall, silence);
+        keepGap(gaps, { atUnixMs: performance.timeOrigin + last, ms: silence });
+      }
       // The writer may wait for echo that never comes: let it see the end.
       readerDone = true;
       drained.resolve();
@@ -469,5 +529,5 @@ async function runConnection(
   }
   const counts = verifier.counts();
   if (outcome === "complete" && counts.position < sent) outcome = "closed";
-  return { connection, sent, outcome, longestStallMs: stall, ...counts };
+  return { connection, sent, outcome, longestStallMs: stall, gaps, ...counts };
 }

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { runLoad, StreamPattern, StreamVerifier } from "./load_client.ts";
+import { runLoad, stallAcross, StreamPattern, StreamVerifier } from "./load_client.ts";
 import { serveReferenceNf } from "./reference_nf.ts";
 
 function concat(...parts: Uint8Array[]): Uint8Array {
@@ -139,6 +139,21 @@ Deno.test("a connection that times out counts its final silence as its longest s
   assert.equal(report.perConnection[0]!.outcome, "timeout");
   assert.equal(report.bytesVerified, 1000);
   assert.ok(report.longestStallMs >= 300, `longest stall ${report.longestStallMs} ms`);
+  // Its final silence is a gap, longest first, which spans any instant of it.
+  const silence = report.gaps[0]!;
+  assert.equal(silence.ms, report.longestStallMs);
+  const middle = silence.atUnixMs + silence.ms / 2;
+  assert.equal(stallAcross(report.gaps, middle, middle), silence.ms);
+  assert.ok(silence.atUnixMs + silence.ms <= Date.now());
+});
+
+Deno.test("the stall across a failure is the longest gap that overlaps it, not one elsewhere", () => {
+  const gaps = [{ atUnixMs: 5000, ms: 90 }, { atUnixMs: 1000, ms: 60 }, { atUnixMs: 1040, ms: 8 }];
+  assert.equal(stallAcross(gaps, 1010, 1012), 60); // inside the first
+  assert.equal(stallAcross(gaps, 1050, 1070), 60); // overlaps the end of the first and the second
+  assert.equal(stallAcross(gaps, 990, 1000), 60); // the failure ended as the gap began
+  assert.equal(stallAcross(gaps, 2000, 3000), 0); // no gap
+  assert.equal(stallAcross(gaps, 4000, 6000), 90);
 });
 
 Deno.test("a refused connection is reported, not thrown", async () => {
