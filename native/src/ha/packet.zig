@@ -31,7 +31,6 @@ pub const option_timestamp: u8 = 8;
 pub const flag_fin: u8 = 0x01;
 pub const flag_syn: u8 = 0x02;
 pub const flag_rst: u8 = 0x04;
-pub const flag_psh: u8 = 0x08;
 pub const flag_ack: u8 = 0x10;
 
 pub const ParseError = error{

@@ -234,8 +234,6 @@ pub const Counters = struct {
     stale_frames: u64 = 0,
     /// Member: client segments kept until our NF's receive window opened.
     waited_for_window: u64 = 0,
-    /// Member: old bytes sent after a client write so that our NF ACKs it now (see askAck).
-    ack_requests: u64 = 0,
     /// Past our NF's window with no room left to keep them (fed, and dropped).
     window_overflows: u64 = 0,
     /// Catch-up (see the header comment). Serving node: members that said
@@ -844,7 +842,6 @@ pub const Datapath = struct {
             }
             if (past) self.counters.window_overflows += 1;
             self.feedNf(c, frame);
-            if (!self.serves(c) and p.payload_len > 0 and p.flags & packet.flag_psh != 0) self.askAck(c);
             return;
         }
         switch (self.holdVerdict(c, end, now)) {
@@ -1086,7 +1083,10 @@ pub const Datapath = struct {
             c.rcv_known = true;
             if (!self.serves(c)) self.markDirty(c);
         }
-        // A pure ACK with SACK blocks: our NF holds client bytes past a hole.
+        // A pure ACK with SACK blocks past its ACK: our NF holds client bytes
+        // past a hole. A D-SACK alone (the client sent again what our NF had:
+        // a spurious retransmission, or a kick's old byte) is none, and made
+        // the serving node send the client repair ACKs for nothing.
         const hole = p.payload_len == 0 and sacksPastAck(frame, p) and
             p.flags & (packet.flag_syn | packet.flag_fin | packet.flag_rst) == 0;
         const hole_due = c.hole_sent_ns == 0 or now -% c.hole_sent_ns >= std.time.ns_per_ms;
@@ -2606,23 +2606,6 @@ pub const Datapath = struct {
         self.deliverToNf(frame);
     }
 
-    /// A member's report waits for its NF's ACK, and a stack ACKs a request
-    /// only with its answer (or after its delayed-ACK timer): the serving
-    /// node held the client's request for as long as our NF's application
-    /// took to be scheduled, read and answer — its own NF then did the
-    /// same, the two in series. At the end of a client write (PSH) an old
-    /// byte behind it draws the NF's ACK at once, from its kernel, in the
-    /// same pass that took the segment in. The ACK's D-SACK block is no
-    /// hole (see innerFrame). Through the reference reverse proxy the p50
-    /// round trip fell from 278-299 to 231-244 µs; the echo NF, which
-    /// answers in the pass that reads, gained nothing measurable.
-    fn askAck(self: *Datapath, c: *Conn) void {
-        if (!c.mapped or !c.rcv_known or c.template_len == 0 or c.closed_ns != 0 or c.check.stale) return;
-        const frame = buildFromTemplate(c, &self.scratch, c.rcv_nxt -% 1, c.acked_to_nf, 1) orelse return;
-        self.counters.ack_requests += 1;
-        self.deliverToNf(frame);
-    }
-
     fn releaseAll(self: *Datapath, now: u64) void {
         for (self.conns, 0..) |*c, i| {
             if (!self.conn_used[i]) continue;
@@ -3073,9 +3056,6 @@ fn fillArp(frame: *[42]u8, op: u16, sender_mac: Mac, sender_ip: [4]u8, target_ma
     @memcpy(a[24..28], &target_ip);
 }
 
-/// A segment to the NF built from the client's last header: `payload_len`
-/// zero bytes at `seq`, acknowledging `ack`, SACK blocks blanked (they would
-/// be stale), checksums computed from scratch.
 /// Whether a SACK block lies past the ACK: a D-SACK (an old byte received
 /// again, below the ACK) tells of no hole.
 fn sacksPastAck(frame: []const u8, p: packet.Packet) bool {
@@ -3087,6 +3067,9 @@ fn sacksPastAck(frame: []const u8, p: packet.Packet) bool {
     return false;
 }
 
+/// A segment to the NF built from the client's last header: `payload_len`
+/// zero bytes at `seq`, acknowledging `ack`, SACK blocks blanked (they would
+/// be stale), checksums computed from scratch.
 fn buildFromTemplate(c: *const Conn, out: []u8, seq: u32, ack: u32, payload_len: u16) ?[]u8 {
     const header_len = c.template_len;
     const frame = out[0 .. header_len + payload_len];
@@ -3287,7 +3270,7 @@ test "data: the replica translates ack and TSecr; the primary releases on the re
     pair.r_rec.clear();
     pair.client(&fixtures.data, 60);
     try testing.expectEqual(@as(usize, 0), pair.p_rec.to_nf.items.len);
-    try testing.expectEqual(@as(usize, 2), pair.r_rec.to_nf.items.len); // and the old byte that asks its ACK
+    try testing.expectEqual(@as(usize, 1), pair.r_rec.to_nf.items.len);
     const in = pair.r_rec.to_nf.items[0];
     const p = try packet.parse(in);
     const orig = try packet.parse(&fixtures.data);
@@ -3620,33 +3603,6 @@ test "a segment that waited for the NF's window goes in with the client's newest
     try testing.expectEqual(d.payload_len, fed.payload_len);
     try testing.expectEqual(old_tsval +% 10, std.mem.readInt(u32, fed_frame[fed.options.timestamp_offset.?..][0..4], .big));
     try testing.expect(packet.checksumsValid(fed_frame, fed));
-}
-
-test "a member asks its NF to ACK a client write at once, with an old byte" {
-    var pair: Pair = .{};
-    try pair.init();
-    defer pair.deinit();
-    try pair.handshake(0x10, 1);
-    pair.r_rec.clear();
-    // The data fixture ends a write (PSH): the segment, then the old byte.
-    pair.client(&fixtures.data, 60);
-    try testing.expectEqual(@as(u64, 1), pair.replica.counters.ack_requests);
-    try testing.expectEqual(@as(usize, 2), pair.r_rec.to_nf.items.len);
-    const ask = try packet.parse(pair.r_rec.to_nf.items[1]);
-    try testing.expectEqual(@as(u16, 1), ask.payload_len);
-    try testing.expectEqual((try packet.parse(&fixtures.syn)).seq, ask.seq); // the NF's rcv_nxt - 1
-    try testing.expect(packet.checksumsValid(pair.r_rec.to_nf.items[1], ask));
-    // Mid-write (no PSH): nothing more. The primary never asks.
-    var buf: [frame_bytes_max]u8 = undefined;
-    const mid = copyFrame(&buf, &fixtures.data);
-    const d = try packet.parse(mid);
-    packet.translate(mid, d, .{ .seq_delta = d.payload_len });
-    mid[d.tcp_offset + 13] = packet.flag_ack;
-    packet.tcpChecksumRecompute(mid, d);
-    pair.client(mid, 70);
-    try testing.expectEqual(@as(usize, 3), pair.r_rec.to_nf.items.len);
-    try testing.expectEqual(@as(u64, 1), pair.replica.counters.ack_requests);
-    try testing.expectEqual(@as(u64, 0), pair.primary.counters.ack_requests);
 }
 
 test "a D-SACK block (below the ACK) tells of no hole; a block past the ACK does" {
@@ -4113,7 +4069,7 @@ test "per-connection migration: the primary hands one connection to a replica, w
     pair.p_rec.clear();
     pair.r_rec.clear();
     pair.client(&fixtures.data, 70);
-    try testing.expectEqual(@as(usize, 2), pair.p_rec.to_nf.items.len); // and the old byte that asks its ACK
+    try testing.expectEqual(@as(usize, 1), pair.p_rec.to_nf.items.len);
     try testing.expectEqual(@as(usize, 0), pair.r_rec.to_nf.items.len);
     // The old owner's NF acknowledges: its report releases the new owner's hold.
     var buf: [frame_bytes_max]u8 = undefined;
@@ -4384,7 +4340,7 @@ test "catch-up: a restarted replica gets the connection replayed to its NF and i
     packet.translate(more, d, .{ .seq_delta = len });
     pair.client(more, t + 9);
     try testing.expectEqual(@as(usize, 0), pair.p_rec.to_nf.items.len);
-    try testing.expectEqual(@as(usize, 2), pair.r_rec.to_nf.items.len); // and the old byte that asks its ACK
+    try testing.expectEqual(@as(usize, 1), pair.r_rec.to_nf.items.len);
     nfAck(pair.replica, shift, 5, 2 * len, t + 10);
     pair.replica.flushReports();
     deliverFrom(&pair.r_rec, pair.primary, t + 11);
