@@ -102,7 +102,11 @@ export interface DemoReport {
 
 /**
  * The stall the failure caused: the longest gap any connection saw that
- * overlaps the kill, from its command to its effect (see `stallAcross`).
+ * overlaps the failover (see `stallAcross`). The failover is the span the
+ * new primary reports, from the old one's last sign of life to its own
+ * takeover (same host, same clock); without a takeover, the kill command
+ * from start to effect. (A command's span also covers the CLI starting,
+ * ~200 ms, so gaps unrelated to the failover would count.)
  *
  * @example
  * ```ts
@@ -111,6 +115,10 @@ export interface DemoReport {
  */
 export function failoverStall(load: LoadSummary, facts: FailoverFacts): number | null {
   if (facts.killAtUnixMs === null) return null;
+  const takeover = facts.newPrimary?.takeover;
+  if (takeover) {
+    return stallAcross(load.gaps, takeover.atUnixMs - takeover.detectMs, takeover.atUnixMs);
+  }
   return stallAcross(load.gaps, facts.killStartUnixMs ?? facts.killAtUnixMs, facts.killAtUnixMs);
 }
 

@@ -1,5 +1,10 @@
 import assert from "node:assert/strict";
-import { buildDemoReport, type FailoverFacts, renderDemoText } from "./demo_report.ts";
+import {
+  buildDemoReport,
+  type FailoverFacts,
+  failoverStall,
+  renderDemoText,
+} from "./demo_report.ts";
 import type { LoadSummary } from "./child_output.ts";
 
 const CLEAN_LOAD: LoadSummary = {
@@ -12,7 +17,12 @@ const CLEAN_LOAD: LoadSummary = {
   bytesDuplicated: 0,
   bytesCorrupted: 0,
   longestStallMs: 8.25,
-  gaps: [{ atUnixMs: 1_000_500, ms: 8.25 }, { atUnixMs: 999_995, ms: 6 }],
+  // The takeover (below) came at 1_000_012, 10.5 ms after the old primary's
+  // last sign of life: the 6 ms gap spans it, the longer one does not.
+  gaps: [{ atUnixMs: 1_000_500, ms: 8.25 }, { atUnixMs: 999_997, ms: 6 }, {
+    atUnixMs: 990_000,
+    ms: 2,
+  }],
   elapsedMs: 2000,
   goodputMbps: 1.05,
 };
@@ -153,4 +163,19 @@ Deno.test("a demo under netem says so in its report and its text", () => {
     renderDemoText(r),
     /network {9}netem "loss 1%" on every link, both ways \(emulated\)/,
   );
+});
+
+Deno.test("without a takeover, the failover stall spans the kill command from start to effect", () => {
+  const facts = {
+    ...CLEAN_FACTS,
+    newPrimary: null,
+    killStartUnixMs: 999_000,
+    killAtUnixMs: 999_200,
+  };
+  const load = {
+    ...CLEAN_LOAD,
+    gaps: [{ atUnixMs: 999_100, ms: 3 }, { atUnixMs: 999_300, ms: 7 }],
+  };
+  assert.equal(failoverStall(load, facts), 3);
+  assert.equal(failoverStall(load, { ...facts, killAtUnixMs: null }), null);
 });

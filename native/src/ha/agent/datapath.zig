@@ -188,6 +188,8 @@ pub const Counters = struct {
     cache_drops: u64 = 0,
     acks_clamped_in: u64 = 0,
     acks_clamped_out: u64 = 0,
+    /// ACKs sent to the client when a member's report let through what our NF had acknowledged (see ackWithheld).
+    withheld_acks: u64 = 0,
     synthetic_acks: u64 = 0,
     nudges: u64 = 0,
     kicks: u64 = 0,
@@ -1265,6 +1267,7 @@ pub const Datapath = struct {
                     c.reported |= bit;
                     self.release(c, now);
                     self.kickIfSynced(c, now);
+                    self.ackWithheld(c, now);
                 }
             },
             .fail_request => if (self.emitting()) self.fail(),
@@ -2606,6 +2609,33 @@ pub const Datapath = struct {
         self.deliverToNf(frame);
     }
 
+    /// The client hears at once what a report lets us acknowledge. Just
+    /// after a takeover or migration our NF's ACKs went out clamped to what
+    /// the members held (or not at all, see emit); when their reports catch
+    /// up, the NF has nothing new to say, and the client, its bytes
+    /// unacknowledged, waited for its own probe: a migration stalled ~100
+    /// ms on a connection whose every byte was already here.
+    fn ackWithheld(self: *Datapath, c: *Conn, now: u64) void {
+        if (!c.out_known or !c.rcv_known or c.kick_pending or c.template_len == 0 or !c.mac_known) return;
+        if (c.closed_ns != 0 or c.check.stale) return;
+        const need = self.membersHold(c, now) orelse return;
+        const ack = if (need.all or seqLt(c.rcv_nxt, need.rcv)) c.rcv_nxt else need.rcv;
+        if (!seqLt(c.ack_out, ack)) return;
+        var buf: [repair_frame_bytes]u8 = undefined;
+        const frame = buildRepairAck(&buf, .{
+            .to = self.toClient(c, c.snd_nxt +% c.seq_delta),
+            .ack = ack,
+            .window = c.window_out,
+            .tsval = c.tsval_out,
+            .tsecr = c.client_tsval,
+            .sack = null,
+        });
+        c.ack_out = ack;
+        self.counters.withheld_acks += 1;
+        self.counters.to_client += 1;
+        self.sink.to_client(self.sink.ctx, frame);
+    }
+
     fn releaseAll(self: *Datapath, now: u64) void {
         for (self.conns, 0..) |*c, i| {
             if (!self.conn_used[i]) continue;
@@ -2668,8 +2698,7 @@ pub const Datapath = struct {
             .window = c.window_out,
             .tsval = c.tsval_out,
             .tsecr = tsecr,
-            .sack_start = start,
-            .sack_end = end,
+            .sack = .{ start, end },
         });
         for (0..3) |_| {
             self.counters.repair_acks += 1;
@@ -2940,14 +2969,14 @@ const RepairAck = struct {
     window: u16,
     tsval: u32,
     tsecr: ?u32,
-    sack_start: u32,
-    sack_end: u32,
+    /// One SACK block, start and end (null: none).
+    sack: ?[2]u32,
 };
 
-/// A pure ACK with a timestamp (when the connection has them: PAWS) and one
-/// SACK block.
+/// A pure ACK to the client with a timestamp (when the connection has them:
+/// PAWS) and at most one SACK block.
 fn buildRepairAck(out: *[repair_frame_bytes]u8, r: RepairAck) []u8 {
-    const options_len: u16 = if (r.tsecr != null) 24 else 12;
+    const options_len: u16 = @as(u16, if (r.tsecr != null) 12 else 0) + @as(u16, if (r.sack != null) 12 else 0);
     const tcp = writeHeaders(out, r.to, options_len, packet.flag_ack);
     std.mem.writeInt(u32, tcp[8..12], r.ack, .big);
     std.mem.writeInt(u16, tcp[14..16], r.window, .big);
@@ -2961,12 +2990,14 @@ fn buildRepairAck(out: *[repair_frame_bytes]u8, r: RepairAck) []u8 {
         std.mem.writeInt(u32, tcp[o + 8 ..][0..4], tsecr, .big);
         o += 12;
     }
-    tcp[o] = packet.option_nop;
-    tcp[o + 1] = packet.option_nop;
-    tcp[o + 2] = packet.option_sack;
-    tcp[o + 3] = 10;
-    std.mem.writeInt(u32, tcp[o + 4 ..][0..4], r.sack_start, .big);
-    std.mem.writeInt(u32, tcp[o + 8 ..][0..4], r.sack_end, .big);
+    if (r.sack) |block| {
+        tcp[o] = packet.option_nop;
+        tcp[o + 1] = packet.option_nop;
+        tcp[o + 2] = packet.option_sack;
+        tcp[o + 3] = 10;
+        std.mem.writeInt(u32, tcp[o + 4 ..][0..4], block[0], .big);
+        std.mem.writeInt(u32, tcp[o + 8 ..][0..4], block[1], .big);
+    }
     const frame = out[0 .. packet.ethernet_header_len + 20 + 20 + options_len];
     const p = packet.parse(frame) catch unreachable;
     packet.tcpChecksumRecompute(frame, p);
@@ -3546,6 +3577,31 @@ test "sync before serve: a new primary emits nothing until every live member rep
     dp.innerFrame(buildServerData(&buf, 10), 9);
     const out = try packet.parse(rec.to_client.items[rec.to_client.items.len - 1]);
     try testing.expectEqual(syn.seq +% 1, out.ack);
+    try testing.expectEqual(@as(u64, 0), dp.counters.withheld_acks);
+    // Its NF acknowledges the client's 13 bytes: clamped again, node 3 lacks them.
+    const acking = buildServerData(&buf, 10);
+    const q = try packet.parse(acking);
+    packet.translate(acking, q, .{ .seq_delta = 10, .ack_delta = 13 });
+    dp.innerFrame(acking, 10);
+    try testing.expectEqual(syn.seq +% 1, (try packet.parse(rec.to_client.items[rec.to_client.items.len - 1])).ack);
+    // Node 3 reports them: the client hears the ack at once (its NF has
+    // nothing new to send, and the client would wait for its own probe).
+    rec.clear();
+    wire.writeReport(&report, 0, .{ .conn = wire.key(0x0a4e0001, 39714, 7000), .rcv_nxt = syn.seq +% 14 });
+    dp.controlDatagram(1, &report, 11);
+    try testing.expectEqual(@as(u64, 1), dp.counters.withheld_acks);
+    try testing.expectEqual(@as(usize, 1), rec.to_client.items.len);
+    const heard = try packet.parse(rec.to_client.items[0]);
+    try testing.expectEqual(syn.seq +% 14, heard.ack);
+    try testing.expectEqual(packet.flag_ack, heard.flags);
+    try testing.expectEqual(@as(u16, 0), heard.payload_len);
+    try testing.expectEqual(@as(u8, 0), heard.options.sack_blocks);
+    try testing.expect(heard.options.timestamp_offset != null);
+    try testing.expectEqual(q.seq +% 20, heard.seq); // after the NF's 20 bytes
+    try testing.expect(packet.checksumsValid(rec.to_client.items[0], heard));
+    // The same report again: nothing new to say.
+    dp.controlDatagram(1, &report, 12);
+    try testing.expectEqual(@as(u64, 1), dp.counters.withheld_acks);
 }
 
 test "a clamped ack keeps the client's window right edge" {
@@ -4177,8 +4233,7 @@ test "a segment lost on the replica's port only: the replica reports the hole, t
         .window = 500,
         .tsval = 1,
         .tsecr = 1,
-        .sack_start = d.seq +% d.payload_len,
-        .sack_end = d.seq +% 2 * d.payload_len,
+        .sack = .{ d.seq +% d.payload_len, d.seq +% 2 * d.payload_len },
     });
     pair.replica.innerFrame(hole_ack, 62);
     try testing.expectEqual(@as(usize, 1), pair.r_rec.count(.rcv_hole));
