@@ -1134,6 +1134,11 @@ pub const Datapath = struct {
         if (c.outgoing and c.local_port != keyPort(c.key)) packet.setPort(frame, p, .source, keyPort(c.key));
         if (p.flags & packet.flag_ack != 0 and !need.all and seqLt(need.rcv, p.ack)) {
             writeAck(frame, p, need.rcv);
+            // Its SACK blocks lie past the clamped ack: they would promise
+            // bytes the members may lack, and the kick's D-SACK (the byte
+            // below our NF's rcv_nxt) read as a hole before it — the client
+            // retransmitted what every node had and cut its window.
+            blankSack(frame, p);
             self.counters.acks_clamped_out += 1;
         }
         rewriteMacs(frame, c.client_mac, self.config.virtual_mac);
@@ -3062,6 +3067,19 @@ fn writeAckKeepEdge(frame: []u8, p: packet.Packet, ack: u32, wscale: u8) void {
     packet.checksumReplace(frame, p, p.tcp_offset + 14, &bytes);
 }
 
+/// Turns the SACK option into NOPs, checksum kept.
+fn blankSack(frame: []u8, p: packet.Packet) void {
+    const sack = p.options.sack_offset orelse return;
+    const nops = [4]u8{ packet.option_nop, packet.option_nop, packet.option_nop, packet.option_nop };
+    var at: usize = sack - 2;
+    const end: usize = sack + @as(usize, p.options.sack_blocks) * 8;
+    while (at < end) {
+        const n = @min(4, end - at);
+        packet.checksumReplace(frame, p, at, nops[0..n]);
+        at += n;
+    }
+}
+
 fn writeAck(frame: []u8, p: packet.Packet, ack: u32) void {
     var bytes: [4]u8 = undefined;
     std.mem.writeInt(u32, &bytes, ack, .big);
@@ -3584,6 +3602,14 @@ test "sync before serve: a new primary emits nothing until every live member rep
     packet.translate(acking, q, .{ .seq_delta = 10, .ack_delta = 13 });
     dp.innerFrame(acking, 10);
     try testing.expectEqual(syn.seq +% 1, (try packet.parse(rec.to_client.items[rec.to_client.items.len - 1])).ack);
+    // An ACK with SACK blocks, clamped too, goes without them: they lie past
+    // the clamped ack (a kick's D-SACK would read as a hole before it).
+    dp.innerFrame(copyFrame(&buf, &fixtures.sack_aligned), 10);
+    const clamped_frame = rec.to_client.items[rec.to_client.items.len - 1];
+    const clamped = try packet.parse(clamped_frame);
+    try testing.expectEqual(syn.seq +% 1, clamped.ack);
+    try testing.expectEqual(@as(u8, 0), clamped.options.sack_blocks);
+    try testing.expect(packet.checksumsValid(clamped_frame, clamped));
     // Node 3 reports them: the client hears the ack at once (its NF has
     // nothing new to send, and the client would wait for its own probe).
     rec.clear();
@@ -3659,6 +3685,20 @@ test "a segment that waited for the NF's window goes in with the client's newest
     try testing.expectEqual(d.payload_len, fed.payload_len);
     try testing.expectEqual(old_tsval +% 10, std.mem.readInt(u32, fed_frame[fed.options.timestamp_offset.?..][0..4], .big));
     try testing.expect(packet.checksumsValid(fed_frame, fed));
+}
+
+test "blanking SACK blocks leaves NOPs, the other options and a valid checksum" {
+    for ([_][]const u8{ &fixtures.sack_aligned, &fixtures.sack_odd }) |fixture| {
+        var buf: [frame_bytes_max]u8 = undefined;
+        const frame = copyFrame(&buf, fixture);
+        const p = try packet.parse(frame);
+        blankSack(frame, p);
+        const q = try packet.parse(frame);
+        try testing.expectEqual(@as(u8, 0), q.options.sack_blocks);
+        try testing.expect(packet.checksumsValid(frame, q));
+        try testing.expectEqual(p.options.timestamp_offset, q.options.timestamp_offset);
+        try testing.expectEqual(p.payload_len, q.payload_len);
+    }
 }
 
 test "a D-SACK block (below the ACK) tells of no hole; a block past the ACK does" {
