@@ -36,14 +36,26 @@ export function startLoad(
   ]);
 }
 
-/** Waits until every connection is up and `share` of the stream came back verified. */
+/**
+ * Waits until every connection is up and `share` of the stream came back
+ * verified. A load that ended first fails with its summary and last progress.
+ */
 export async function untilShare(
   load: NetnsProcess,
   connections: number,
   share: number,
 ): Promise<void> {
-  await load.waitForLine("stderr", (line) => {
-    const p = parseLoadProgress(line);
-    return p !== undefined && p.connected === connections && p.verified >= share * p.total;
-  }, { timeoutMs: 120_000, action: "The load made no progress", hint: "see 'reliab ha status'" });
+  try {
+    await load.waitForLine("stderr", (line) => {
+      const p = parseLoadProgress(line);
+      return p !== undefined && p.connected === connections && p.verified >= share * p.total;
+    }, { timeoutMs: 120_000, action: "The load made no progress", hint: "see 'reliab ha status'" });
+  } catch (error) {
+    const progress = load.lines("stderr").findLast((l) => parseLoadProgress(l) !== undefined);
+    const summary = load.lines("stdout").join(" ").replace(/\s+/g, " ").slice(0, 600);
+    throw new Error(
+      `${error instanceof Error ? error.message : error}; last progress: ${progress ?? "none"}; ` +
+        `load output: ${summary === "" ? "none" : summary}`,
+    );
+  }
 }
