@@ -3462,6 +3462,18 @@ test "an NF silent while behind the client's acks is nudged with an open window,
 }
 
 /// A server->client segment of `len` bytes right after the fixture SYN-ACK.
+/// The replica's NF acknowledging the client's SYN (its ISN `shift` past the
+/// primary's) with receive window `window`.
+fn nfWindowAck(buf: []u8, shift: u32, window: u16) ![]u8 {
+    const frame = copyFrame(buf, &fixtures.syn_ack);
+    const q = try packet.parse(frame);
+    packet.translate(frame, q, .{ .seq_delta = shift +% 1, .tsval_delta = 1 });
+    frame[q.tcp_offset + 13] = packet.flag_ack;
+    std.mem.writeInt(u16, frame[q.tcp_offset + 14 ..][0..2], window, .big);
+    packet.tcpChecksumRecompute(frame, q);
+    return frame;
+}
+
 /// The client's data fixture without its payload, `advance` bytes further on.
 fn bareClientAck(buf: []u8, advance: u32) []u8 {
     const orig = packet.parse(&fixtures.data) catch unreachable;
@@ -3654,13 +3666,7 @@ test "a segment that waited for the NF's window goes in with the client's newest
     try pair.handshake(shift, 1);
     // The replica's NF advertises a zero window.
     var buf: [frame_bytes_max]u8 = undefined;
-    const closed = copyFrame(&buf, &fixtures.syn_ack);
-    const q = try packet.parse(closed);
-    packet.translate(closed, q, .{ .seq_delta = shift +% 1, .tsval_delta = 1 });
-    closed[q.tcp_offset + 13] = packet.flag_ack;
-    std.mem.writeInt(u16, closed[q.tcp_offset + 14 ..][0..2], 0, .big);
-    packet.tcpChecksumRecompute(closed, q);
-    pair.replica.innerFrame(closed, 40);
+    pair.replica.innerFrame(try nfWindowAck(&buf, shift, 0), 40);
     // Client data past it waits, and the next segment, 10 ticks newer, too;
     // but its ACK goes alone at once, with its TSval: the NF's ts_recent moves.
     pair.client(&fixtures.data, 50);
@@ -3676,9 +3682,7 @@ test "a segment that waited for the NF's window goes in with the client's newest
     try testing.expectEqual(old_tsval +% 10, std.mem.readInt(u32, alone[a.options.timestamp_offset.?..][0..4], .big));
     pair.r_rec.clear();
     // The window opens: the segment goes in, no older than what the NF saw.
-    std.mem.writeInt(u16, closed[q.tcp_offset + 14 ..][0..2], 100, .big);
-    packet.tcpChecksumRecompute(closed, q);
-    pair.replica.innerFrame(closed, 70);
+    pair.replica.innerFrame(try nfWindowAck(&buf, shift, 100), 70);
     try testing.expectEqual(@as(usize, 2), pair.r_rec.to_nf.items.len);
     const fed_frame = pair.r_rec.to_nf.items[0];
     const fed = try packet.parse(fed_frame);
@@ -4676,13 +4680,7 @@ test "a client segment past the NF's receive window also brings its ACK alone, a
     try pair.handshake(shift, 1);
     // The replica's NF advertises a zero window (its application stopped reading).
     var buf: [frame_bytes_max]u8 = undefined;
-    const closed = copyFrame(&buf, &fixtures.syn_ack);
-    const q = try packet.parse(closed);
-    packet.translate(closed, q, .{ .seq_delta = shift +% 1, .tsval_delta = 1 });
-    closed[q.tcp_offset + 13] = packet.flag_ack;
-    std.mem.writeInt(u16, closed[q.tcp_offset + 14 ..][0..2], 0, .big);
-    packet.tcpChecksumRecompute(closed, q);
-    pair.replica.innerFrame(closed, 40);
+    pair.replica.innerFrame(try nfWindowAck(&buf, shift, 0), 40);
     pair.r_rec.clear();
     // Client data past that window: the NF would drop it, ACK field and all.
     // Its ACK goes alone; the segment waits for the window (a hole otherwise).
@@ -4703,9 +4701,7 @@ test "a client segment past the NF's receive window also brings its ACK alone, a
     try testing.expectEqual(@as(usize, 2), pair.r_rec.to_nf.items.len);
     try testing.expectEqual(alone.seq, (try packet.parse(pair.r_rec.to_nf.items[1])).seq);
     // The NF's window opens: the segment goes in.
-    std.mem.writeInt(u16, closed[q.tcp_offset + 14 ..][0..2], 100, .big);
-    packet.tcpChecksumRecompute(closed, q);
-    pair.replica.innerFrame(closed, 60);
+    pair.replica.innerFrame(try nfWindowAck(&buf, shift, 100), 60);
     try testing.expectEqual(@as(usize, 3), pair.r_rec.to_nf.items.len);
     try testing.expectEqual(@as(u16, 13), (try packet.parse(pair.r_rec.to_nf.items[2])).payload_len);
     // Inside an open window: no extra ACK, no wait.
