@@ -906,9 +906,7 @@ pub const Datapath = struct {
                 if (prev == none) c.held.head = next else self.frame_next[prev] = next;
                 if (c.held.tail == at) c.held.tail = prev;
                 c.held.count -= 1;
-                freshenTsval(c, self.frameBytes(at));
-                self.feedNf(c, self.frameBytes(at));
-                self.frameFree(at);
+                self.feedKept(c, at);
                 self.counters.released += 1;
             } else prev = at;
             at = next;
@@ -963,11 +961,18 @@ pub const Datapath = struct {
     /// 10–28 s; the replica's NF counted PAWSEstab drops, the primary's none).
     fn feedLater(self: *Datapath, c: *Conn) void {
         while (c.later.head != none and !seqLt(c.nf_right, self.frame_end[c.later.head])) {
-            const slot = self.listPop(&c.later).?;
-            freshenTsval(c, self.frameBytes(slot));
-            self.feedNf(c, self.frameBytes(slot));
-            self.frameFree(slot);
+            self.feedKept(c, self.listPop(&c.later).?);
         }
+    }
+
+    /// A client segment this node kept (held for the members, or past our
+    /// NF's window) to our NF, with the client's newest TSval (see
+    /// freshenTsval), and its slot freed.
+    fn feedKept(self: *Datapath, c: *Conn, slot: u32) void {
+        const frame = self.frameBytes(slot);
+        freshenTsval(c, frame);
+        self.feedNf(c, frame);
+        self.frameFree(slot);
     }
 
     /// A client segment to our NF, its bytes logged first (see "Catch-up").
@@ -2049,9 +2054,10 @@ pub const Datapath = struct {
             e.count += 1;
             return e.count - 1;
         }
-        // A full table starts over from the oldest slot: orders then restart
-        // at 0 for that backend on this node alone, and pairing fails safe
-        // (an unpaired copy never serves; see `adoptOutgoing`).
+        // A full table overwrites its first slot (each time: it is no ring,
+        // see the issue note): orders then restart at 0 for that backend on
+        // this node alone, and pairing fails safe (an unpaired copy never
+        // serves; see `adoptOutgoing`).
         const at = if (self.out_counts_len < out_counts_max) self.out_counts_len else self.out_counts_len % out_counts_max;
         if (self.out_counts_len < out_counts_max) self.out_counts_len += 1;
         self.out_counts[at] = .{ .dest = dest, .count = 1 };
@@ -2626,22 +2632,30 @@ pub const Datapath = struct {
     fn ackWithheld(self: *Datapath, c: *Conn, now: u64) void {
         if (!c.out_known or !c.rcv_known or c.kick_pending or c.template_len == 0 or !c.mac_known) return;
         if (c.closed_ns != 0 or c.check.stale or c.outgoing) return;
+        // Our NF acknowledged nothing past what the client heard: the usual case.
+        if (!seqLt(c.ack_out, c.rcv_nxt)) return;
         const need = self.membersHold(c, now) orelse return;
         const ack = if (need.all or seqLt(c.rcv_nxt, need.rcv)) c.rcv_nxt else need.rcv;
         if (!seqLt(c.ack_out, ack)) return;
         var buf: [repair_frame_bytes]u8 = undefined;
-        const frame = buildRepairAck(&buf, .{
+        const frame = self.ackToClient(c, &buf, ack, null);
+        c.ack_out = ack;
+        self.counters.withheld_acks += 1;
+        self.counters.to_client += 1;
+        self.sink.to_client(self.sink.ctx, frame);
+    }
+
+    /// A pure ACK to the client at `ack`, with what we last told it of our
+    /// NF's window and TSval, echoing its newest TSval; one SACK block if given.
+    fn ackToClient(self: *const Datapath, c: *const Conn, buf: *[repair_frame_bytes]u8, ack: u32, sack: ?[2]u32) []u8 {
+        return buildRepairAck(buf, .{
             .to = self.toClient(c, c.snd_nxt +% c.seq_delta),
             .ack = ack,
             .window = c.window_out,
             .tsval = c.tsval_out,
             .tsecr = c.client_tsval,
-            .sack = null,
+            .sack = sack,
         });
-        c.ack_out = ack;
-        self.counters.withheld_acks += 1;
-        self.counters.to_client += 1;
-        self.sink.to_client(self.sink.ctx, frame);
     }
 
     fn releaseAll(self: *Datapath, now: u64) void {
@@ -2699,15 +2713,7 @@ pub const Datapath = struct {
         if (!found) return;
         c.repair_ns = now;
         var buf: [repair_frame_bytes]u8 = undefined;
-        const tsecr = c.client_tsval;
-        const frame = buildRepairAck(&buf, .{
-            .to = self.toClient(c, c.snd_nxt +% c.seq_delta),
-            .ack = c.ack_out,
-            .window = c.window_out,
-            .tsval = c.tsval_out,
-            .tsecr = tsecr,
-            .sack = .{ start, end },
-        });
+        const frame = self.ackToClient(c, &buf, c.ack_out, .{ start, end });
         for (0..3) |_| {
             self.counters.repair_acks += 1;
             self.counters.to_client += 1;
@@ -3022,8 +3028,6 @@ fn buildReset(out: *[reset_frame_bytes]u8, e: Endpoints) []u8 {
     return out;
 }
 
-/// Roles that take part in the group: a primary, or a replica following one
-/// (not failed, not fenced).
 /// The key's own port: the VIP's for a client connection, the primary NF's
 /// for an outgoing one.
 fn keyPort(key: wire.Key) u16 {
@@ -3035,6 +3039,8 @@ fn localKey(c: *const Conn) wire.Key {
     return (c.key & ~@as(wire.Key, 0xffff)) | c.local_port;
 }
 
+/// Roles that take part in the group: a primary, or a replica following one
+/// (not failed, not fenced).
 fn serving(role: Role) bool {
     return role == .primary or role == .replica;
 }
@@ -3464,7 +3470,6 @@ test "an NF silent while behind the client's acks is nudged with an open window,
     try testing.expectEqual(@as(u64, 1), pair.replica.counters.nudges);
 }
 
-/// A server->client segment of `len` bytes right after the fixture SYN-ACK.
 /// The replica's NF acknowledging the client's SYN (its ISN `shift` past the
 /// primary's) with receive window `window`.
 fn nfWindowAck(buf: []u8, shift: u32, window: u16) ![]u8 {
@@ -3494,6 +3499,7 @@ fn bareClientAck(buf: []u8, advance: u32) []u8 {
     return frame;
 }
 
+/// A server->client segment of `len` bytes right after the fixture SYN-ACK.
 fn buildServerData(buf: []u8, len: u16) []u8 {
     const base = fixtures.syn_ack;
     const orig = packet.parse(&base) catch unreachable;
