@@ -186,8 +186,9 @@ export async function runBench(options: BenchOptions = {}): Promise<BenchReport>
           signal,
         });
         const takeover = facts.newPrimary?.takeover;
+        const stall = failoverStall(summary, facts) ?? summary.longestStallMs;
         (kill === "sigkill" ? runs : kill === "netem" ? netemRuns : migrations).push({
-          failoverStallMs: failoverStall(summary, facts) ?? summary.longestStallMs,
+          failoverStallMs: stall,
           longestStallMs: summary.longestStallMs,
           connections: summary.connections,
           completed: summary.completed,
@@ -202,7 +203,7 @@ export async function runBench(options: BenchOptions = {}): Promise<BenchReport>
           resumedConnections: takeover?.resumed ?? null,
         });
         say(
-          `  stall across the kill ${(failoverStall(summary, facts) ?? 0).toFixed(1)} ms, ` +
+          `  stall across the kill ${stall.toFixed(1)} ms, ` +
             `longest gap in the run ${summary.longestStallMs.toFixed(1)} ms`,
         );
       } finally {

@@ -222,8 +222,8 @@ function numbers(value: unknown): Record<string, number> {
  * ```
  */
 export function parseLoadSummary(text: string): LoadSummary {
-  const value = object(text, "ha load --json");
   const what = "ha load --json";
+  const value = object(text, what);
   const entries = LOAD_FIELDS.map((field) => [field, num(value, field, what)]);
   const gaps = value.gaps;
   if (!Array.isArray(gaps)) throw bad(what, `"gaps" is not a list`);

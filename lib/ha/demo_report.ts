@@ -75,9 +75,9 @@ export interface DemoReport {
   /** Largest gap between received bytes any connection saw, in ms. */
   readonly longestStallMs: number;
   /**
-   * The longest gap that spanned the failure (from the kill command to its
-   * effect): the stall the failover caused, apart from gaps elsewhere in the
-   * run. Null when there was no kill.
+   * The longest gap that spanned the failover (see `failoverStall`): the
+   * stall it caused, apart from gaps elsewhere in the run. Null when there
+   * was no kill.
    */
   readonly failoverStallMs: number | null;
   readonly elapsedMs: number;

@@ -250,9 +250,8 @@ function keepGap(gaps: Gap[], gap: Gap): void {
 
 /**
  * The longest gap that overlaps the span from `fromUnixMs` to `toUnixMs`
- * (a failure, from its command to its effect): the stall the failure caused,
- * told apart from gaps elsewhere in the run. 0 when none of `GAP_MS_MIN` or
- * more overlaps it.
+ * (a failover): the stall it caused, told apart from gaps elsewhere in the
+ * run. 0 when none of `GAP_MS_MIN` or more overlaps it.
  *
  * @example
  * ```ts
@@ -483,13 +482,17 @@ async function runConnection(
   const reader = (async () => {
     const buffer = new Uint8Array(CHUNK_BYTES_MAX);
     let last = performance.now();
+    // The silence from the last byte read until `until`.
+    const silent = (until: number) => {
+      stall = Math.max(stall, until - last);
+      keepGap(gaps, { atUnixMs: performance.timeOrigin + last, ms: until - last });
+    };
     try {
       while (true) {
         const n = await conn.read(buffer);
         const now = performance.now();
         if (n === null) break;
-        stall = Math.max(stall, now - last);
-        keepGap(gaps, { atUnixMs: performance.timeOrigin + last, ms: now - last });
+        silent(now);
         last = now;
         verifier.feed(buffer.subarray(0, n));
         drained.resolve();
@@ -498,11 +501,7 @@ async function runConnection(
     } finally {
       // A connection that timed out was silent from its last byte to the
       // end: that silence is its longest stall (it read as a short one).
-      if (timedOut) {
-        const silence = performance.now() - last;
-        stall = Math.max(stall, silence);
-        keepGap(gaps, { atUnixMs: performance.timeOrigin + last, ms: silence });
-      }
+      if (timedOut) silent(performance.now());
       // The writer may wait for echo that never comes: let it see the end.
       readerDone = true;
       drained.resolve();
