@@ -188,8 +188,6 @@ pub const Counters = struct {
     cache_drops: u64 = 0,
     acks_clamped_in: u64 = 0,
     acks_clamped_out: u64 = 0,
-    /// ACKs sent to the client when a member's report let through what our NF had acknowledged (see ackWithheld).
-    withheld_acks: u64 = 0,
     synthetic_acks: u64 = 0,
     nudges: u64 = 0,
     kicks: u64 = 0,
@@ -1139,11 +1137,6 @@ pub const Datapath = struct {
         if (c.outgoing and c.local_port != keyPort(c.key)) packet.setPort(frame, p, .source, keyPort(c.key));
         if (p.flags & packet.flag_ack != 0 and !need.all and seqLt(need.rcv, p.ack)) {
             writeAck(frame, p, need.rcv);
-            // Its SACK blocks lie past the clamped ack: they would promise
-            // bytes the members may lack, and the kick's D-SACK (the byte
-            // below our NF's rcv_nxt) read as a hole before it — the client
-            // retransmitted what every node had and cut its window.
-            blankSack(frame, p);
             self.counters.acks_clamped_out += 1;
         }
         rewriteMacs(frame, c.client_mac, self.config.virtual_mac);
@@ -1277,7 +1270,6 @@ pub const Datapath = struct {
                     c.reported |= bit;
                     self.release(c, now);
                     self.kickIfSynced(c, now);
-                    self.ackWithheld(c, now);
                 }
             },
             .fail_request => if (self.emitting()) self.fail(),
@@ -2620,31 +2612,6 @@ pub const Datapath = struct {
         self.deliverToNf(frame);
     }
 
-    /// The client hears at once what a report lets us acknowledge. Just
-    /// after a takeover or migration our NF's ACKs went out clamped to what
-    /// the members held (or not at all, see emit); when their reports catch
-    /// up, the NF has nothing new to say, and the client, its bytes
-    /// unacknowledged, waited for its own probe: a migration stalled ~100
-    /// ms on a connection whose every byte was already here.
-    /// Not for our NF's own connections to a backend: there such ACKs made
-    /// connections reset after a takeover (the SOCKS5 proxy test under a
-    /// CPU hog: 4 of 25 runs, 0 of 20 without); why is not found yet.
-    fn ackWithheld(self: *Datapath, c: *Conn, now: u64) void {
-        if (!c.out_known or !c.rcv_known or c.kick_pending or c.template_len == 0 or !c.mac_known) return;
-        if (c.closed_ns != 0 or c.check.stale or c.outgoing) return;
-        // Our NF acknowledged nothing past what the client heard: the usual case.
-        if (!seqLt(c.ack_out, c.rcv_nxt)) return;
-        const need = self.membersHold(c, now) orelse return;
-        const ack = if (need.all or seqLt(c.rcv_nxt, need.rcv)) c.rcv_nxt else need.rcv;
-        if (!seqLt(c.ack_out, ack)) return;
-        var buf: [repair_frame_bytes]u8 = undefined;
-        const frame = self.ackToClient(c, &buf, ack, null);
-        c.ack_out = ack;
-        self.counters.withheld_acks += 1;
-        self.counters.to_client += 1;
-        self.sink.to_client(self.sink.ctx, frame);
-    }
-
     /// A pure ACK to the client at `ack`, with what we last told it of our
     /// NF's window and TSval, echoing its newest TSval; one SACK block if given.
     fn ackToClient(self: *const Datapath, c: *const Conn, buf: *[repair_frame_bytes]u8, ack: u32, sack: ?[2]u32) []u8 {
@@ -3074,19 +3041,6 @@ fn writeAckKeepEdge(frame: []u8, p: packet.Packet, ack: u32, wscale: u8) void {
     var bytes: [2]u8 = undefined;
     std.mem.writeInt(u16, &bytes, window, .big);
     packet.checksumReplace(frame, p, p.tcp_offset + 14, &bytes);
-}
-
-/// Turns the SACK option into NOPs, checksum kept.
-fn blankSack(frame: []u8, p: packet.Packet) void {
-    const sack = p.options.sack_offset orelse return;
-    const nops = [4]u8{ packet.option_nop, packet.option_nop, packet.option_nop, packet.option_nop };
-    var at: usize = sack - 2;
-    const end: usize = sack + @as(usize, p.options.sack_blocks) * 8;
-    while (at < end) {
-        const n = @min(4, end - at);
-        packet.checksumReplace(frame, p, at, nops[0..n]);
-        at += n;
-    }
 }
 
 fn writeAck(frame: []u8, p: packet.Packet, ack: u32) void {
@@ -3616,39 +3570,6 @@ test "sync before serve: a new primary emits nothing until every live member rep
     dp.innerFrame(buildServerData(&buf, 10), 9);
     const out = try packet.parse(rec.to_client.items[rec.to_client.items.len - 1]);
     try testing.expectEqual(syn.seq +% 1, out.ack);
-    try testing.expectEqual(@as(u64, 0), dp.counters.withheld_acks);
-    // Its NF acknowledges the client's 13 bytes: clamped again, node 3 lacks them.
-    const acking = buildServerData(&buf, 10);
-    const q = try packet.parse(acking);
-    packet.translate(acking, q, .{ .seq_delta = 10, .ack_delta = 13 });
-    dp.innerFrame(acking, 10);
-    try testing.expectEqual(syn.seq +% 1, (try packet.parse(rec.to_client.items[rec.to_client.items.len - 1])).ack);
-    // An ACK with SACK blocks, clamped too, goes without them: they lie past
-    // the clamped ack (a kick's D-SACK would read as a hole before it).
-    dp.innerFrame(copyFrame(&buf, &fixtures.sack_aligned), 10);
-    const clamped_frame = rec.to_client.items[rec.to_client.items.len - 1];
-    const clamped = try packet.parse(clamped_frame);
-    try testing.expectEqual(syn.seq +% 1, clamped.ack);
-    try testing.expectEqual(@as(u8, 0), clamped.options.sack_blocks);
-    try testing.expect(packet.checksumsValid(clamped_frame, clamped));
-    // Node 3 reports them: the client hears the ack at once (its NF has
-    // nothing new to send, and the client would wait for its own probe).
-    rec.clear();
-    wire.writeReport(&report, 0, .{ .conn = wire.key(0x0a4e0001, 39714, 7000), .rcv_nxt = syn.seq +% 14 });
-    dp.controlDatagram(1, &report, 11);
-    try testing.expectEqual(@as(u64, 1), dp.counters.withheld_acks);
-    try testing.expectEqual(@as(usize, 1), rec.to_client.items.len);
-    const heard = try packet.parse(rec.to_client.items[0]);
-    try testing.expectEqual(syn.seq +% 14, heard.ack);
-    try testing.expectEqual(packet.flag_ack, heard.flags);
-    try testing.expectEqual(@as(u16, 0), heard.payload_len);
-    try testing.expectEqual(@as(u8, 0), heard.options.sack_blocks);
-    try testing.expect(heard.options.timestamp_offset != null);
-    try testing.expectEqual(q.seq +% 20, heard.seq); // after the NF's 20 bytes
-    try testing.expect(packet.checksumsValid(rec.to_client.items[0], heard));
-    // The same report again: nothing new to say.
-    dp.controlDatagram(1, &report, 12);
-    try testing.expectEqual(@as(u64, 1), dp.counters.withheld_acks);
 }
 
 test "a clamped ack keeps the client's window right edge" {
@@ -3698,20 +3619,6 @@ test "a segment that waited for the NF's window goes in with the client's newest
     try testing.expectEqual(d.payload_len, fed.payload_len);
     try testing.expectEqual(old_tsval +% 10, std.mem.readInt(u32, fed_frame[fed.options.timestamp_offset.?..][0..4], .big));
     try testing.expect(packet.checksumsValid(fed_frame, fed));
-}
-
-test "blanking SACK blocks leaves NOPs, the other options and a valid checksum" {
-    for ([_][]const u8{ &fixtures.sack_aligned, &fixtures.sack_odd }) |fixture| {
-        var buf: [frame_bytes_max]u8 = undefined;
-        const frame = copyFrame(&buf, fixture);
-        const p = try packet.parse(frame);
-        blankSack(frame, p);
-        const q = try packet.parse(frame);
-        try testing.expectEqual(@as(u8, 0), q.options.sack_blocks);
-        try testing.expect(packet.checksumsValid(frame, q));
-        try testing.expectEqual(p.options.timestamp_offset, q.options.timestamp_offset);
-        try testing.expectEqual(p.payload_len, q.payload_len);
-    }
 }
 
 test "a D-SACK block (below the ACK) tells of no hole; a block past the ACK does" {
